@@ -1,0 +1,57 @@
+// swift-tools-version:6.0
+// VisCoIN in Swift: a distributed (MPI) CPU trainer for concept-based interpretable image
+// classification with a StyleGAN2 generator.
+//
+// Layers, bottom to top:
+//   C system libraries  COpenMPI COpenBLAS CZstd CPNG CJPEG CTIFF
+//   C shims             CMPIShim (MPI calls Swift cannot import) CImageCodecs (setjmp-safe codecs)
+//   Swift foundations   Common LinearAlgebra Communication ImageCodecs Zstd SafeTensors
+//   CLI                 ViscoinCLI (the `viscoin` executable)
+import PackageDescription
+
+let package = Package(
+    name: "viscoin",
+    products: [
+        .executable(name: "viscoin", targets: ["ViscoinCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C system libraries (found with pkg-config; Debian package names in `providers`).
+        .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
+        .systemLibrary(name: "CTIFF", pkgConfig: "libtiff-4", providers: [.apt(["libtiff-dev"])]),
+
+        // C shims.
+        .target(name: "CMPIShim", dependencies: ["COpenMPI"]),
+        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG", "CTIFF"]),
+
+        // Swift foundations.
+        .target(name: "Common"),
+        .target(name: "LinearAlgebra", dependencies: ["COpenBLAS"]),
+        .target(name: "Communication", dependencies: ["CMPIShim", "Common"]),
+        .target(name: "ImageCodecs", dependencies: ["CImageCodecs", "Common"]),
+        .target(name: "Zstd", dependencies: ["CZstd", "Common"]),
+        .target(name: "SafeTensors", dependencies: ["Common", "Zstd"]),
+
+        // The command-line tool.
+        .executableTarget(
+            name: "ViscoinCLI",
+            dependencies: [
+                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Tests (Swift Testing). Integration tests start real `mpirun` jobs of the built binary.
+        .testTarget(
+            name: "FoundationTests",
+            dependencies: ["Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors"]
+        ),
+        .testTarget(name: "IntegrationTests", dependencies: ["Common"]),
+    ]
+)

@@ -1,0 +1,2 @@
+// libpng headers, used by the C shim target CImageCodecs.
+#include <png.h>

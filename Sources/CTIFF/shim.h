@@ -1,0 +1,2 @@
+// libtiff headers, used by the C shim target CImageCodecs.
+#include <tiffio.h>

@@ -1,0 +1,3 @@
+// Zstandard compression library.
+#include <zstd.h>
+#include <zstd_errors.h>

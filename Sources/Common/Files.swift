@@ -1,0 +1,212 @@
+// File helpers: whole-file reads, memory maps, and crash-safe writes (temporary name, fsync,
+// rename, fsync of the directory) so that a crash never leaves a half-written file under its
+// final name.
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An I/O error naming the file and the failing operation.
+public struct FileError: Error, CustomStringConvertible, Sendable {
+    public let path: String
+    public let reason: String
+    public init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
+    public var description: String { "\(path): \(reason)" }
+
+    static func errno(_ path: String, _ operation: String) -> FileError {
+        FileError(path: path, reason: "\(operation) failed: \(String(cString: strerror(Glibc.errno)))")
+    }
+}
+
+public enum Files {
+    /// True when `path` exists (file or directory).
+    public static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    public static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    public static func fileSize(_ path: String) throws -> Int {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw FileError.errno(path, "stat") }
+        return Int(st.st_size)
+    }
+
+    /// Reads a whole file into memory.
+    public static func read(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError.errno(path, "open") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileError.errno(path, "stat") }
+        guard (st.st_mode & S_IFMT) != S_IFDIR else { throw FileError(path: path, reason: "is a directory, expected a file") }
+        // st_size is 0 for /proc files: grow the buffer until end of file.
+        var bytes = [UInt8](repeating: 0, count: max(Int(st.st_size), 4096))
+        var offset = 0
+        while true {
+            if offset == bytes.count { bytes.append(contentsOf: [UInt8](repeating: 0, count: bytes.count)) }
+            let n = bytes.withUnsafeMutableBytes { buffer in
+                Glibc.read(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            }
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw FileError.errno(path, "read")
+            }
+            if n == 0 { break }
+            offset += n
+        }
+        if offset < bytes.count { bytes.removeLast(bytes.count - offset) }
+        return bytes
+    }
+
+    public static func readText(_ path: String) throws -> String {
+        let bytes = try read(path)
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw FileError(path: path, reason: "is not valid UTF-8 text")
+        }
+        return text
+    }
+
+    /// Writes `bytes` crash-safely: a temporary file in the same directory, fsync, rename over
+    /// `path`, fsync of the directory.
+    public static func writeAtomically(_ path: String, bytes: UnsafeRawBufferPointer) throws {
+        let directory = parentDirectory(of: path)
+        let temporary = "\(directory)/.\(lastComponent(of: path)).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError.errno(temporary, "create") }
+        var ok = false
+        defer {
+            if !ok { unlink(temporary) }
+        }
+        do {
+            try writeAll(fd: fd, bytes: bytes, path: temporary)
+            guard fsync(fd) == 0 else { throw FileError.errno(temporary, "fsync") }
+        } catch {
+            close(fd)
+            throw error
+        }
+        guard close(fd) == 0 else { throw FileError.errno(temporary, "close") }
+        guard rename(temporary, path) == 0 else { throw FileError.errno(path, "rename") }
+        ok = true
+        syncDirectory(directory)
+    }
+
+    public static func writeAtomically(_ path: String, bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try writeAtomically(path, bytes: $0) }
+    }
+
+    public static func writeAtomically(_ path: String, text: String) throws {
+        try writeAtomically(path, bytes: Array(text.utf8))
+    }
+
+    /// Writes every byte to `fd`, retrying short writes.
+    public static func writeAll(fd: Int32, bytes: UnsafeRawBufferPointer, path: String) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if Glibc.errno == EINTR { continue }
+                throw FileError.errno(path, "write")
+            }
+            offset += n
+        }
+    }
+
+    /// fsync of a directory, so that a rename inside it is durable.
+    public static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            close(fd)
+        }
+    }
+
+    /// Creates a directory and its parents (no error when it exists).
+    public static func createDirectory(_ path: String) throws {
+        if isDirectory(path) { return }
+        let parent = parentDirectory(of: path)
+        if parent != path && !parent.isEmpty && !exists(parent) { try createDirectory(parent) }
+        if mkdir(path, 0o755) != 0 && Glibc.errno != EEXIST { throw FileError.errno(path, "mkdir") }
+        if !isDirectory(path) { throw FileError(path: path, reason: "exists and is not a directory") }
+    }
+
+    /// Names inside a directory (without "." and ".."), sorted.
+    public static func list(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw FileError.errno(path, "opendir") }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.baseAddress!.assumingMemoryBound(to: CChar.self))
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Removes a file or a directory tree (no error when absent).
+    public static func remove(_ path: String) throws {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            for name in try list(path) { try remove("\(path)/\(name)") }
+            guard rmdir(path) == 0 else { throw FileError.errno(path, "rmdir") }
+        } else {
+            guard unlink(path) == 0 else { throw FileError.errno(path, "unlink") }
+        }
+    }
+
+    public static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    public static func lastComponent(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+
+    /// `base/relative`, leaving absolute `relative` paths alone.
+    public static func join(_ base: String, _ relative: String) -> String {
+        if relative.hasPrefix("/") || base.isEmpty { return relative }
+        return base.hasSuffix("/") ? base + relative : base + "/" + relative
+    }
+}
+
+/// A read-only memory map of a whole file (for large weight files).
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let bytes: UnsafeRawBufferPointer
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileError.errno(path, "open") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw FileError.errno(path, "stat") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw FileError(path: path, reason: "is not a regular file") }
+        let size = Int(st.st_size)
+        if size == 0 {
+            bytes = UnsafeRawBufferPointer(start: nil, count: 0)
+            return
+        }
+        guard let address = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), address != MAP_FAILED else {
+            throw FileError.errno(path, "mmap")
+        }
+        bytes = UnsafeRawBufferPointer(start: address, count: size)
+    }
+
+    deinit {
+        if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
+    }
+}

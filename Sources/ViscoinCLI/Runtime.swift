@@ -1,0 +1,67 @@
+// Process-level setup shared by the subcommands: the communicator, thread counts, and the
+// error policy (a failure on any rank prints a message naming the rank and ends the whole job
+// with a non-zero exit, instead of leaving other ranks waiting in a collective).
+import ArgumentParser
+import Common
+import Communication
+import LinearAlgebra
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Options every distributed command accepts.
+struct RuntimeOptions: ParsableArguments {
+    @Option(name: .long, help: "Compute threads per rank (BLAS and our kernels). Default: VISCOIN_THREADS, else cores / ranks on this host.")
+    var threads: Int?
+}
+
+enum Runtime {
+    /// Threads per rank: explicit value, VISCOIN_THREADS, or the cores of this host divided by
+    /// the ranks placed on it.
+    static func resolveThreads(_ requested: Int?, localRanks: Int) -> Int {
+        if let requested, requested > 0 { return requested }
+        if let text = environment("VISCOIN_THREADS"), let value = Int(text), value > 0 { return value }
+        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        return max(1, cores / max(1, localRanks))
+    }
+
+    /// Ranks on this host according to the launcher (1 without one).
+    static var localRanks: Int {
+        for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
+            if let text = environment(name), let value = Int(text), value > 0 { return value }
+        }
+        return 1
+    }
+
+    /// Runs `body` with a communicator. Errors are printed with the rank and end every rank of
+    /// the job with exit code 1; on success the communicator is finalized.
+    static func run(threads: Int?, _ body: (any Communicator, Int) throws -> Void) throws {
+        let communicator: any Communicator
+        do {
+            communicator = try makeCommunicator()
+        } catch {
+            Console.error("error: cannot start MPI: \(error)")
+            throw ExitCode(2)
+        }
+        let threadCount = resolveThreads(threads, localRanks: localRanks)
+        BLAS.threadCount = threadCount
+        do {
+            try body(communicator, threadCount)
+        } catch let exit as ExitCode {
+            if communicator.size > 1 && exit != .success { communicator.abort(code: exit.rawValue) }
+            throw exit
+        } catch let error as ValidationError {
+            if communicator.size > 1 {
+                Console.error("error (rank \(communicator.rank)): \(error.message)")
+                communicator.abort(code: 64)
+            }
+            throw error
+        } catch {
+            let prefix = communicator.size > 1 ? "error (rank \(communicator.rank)): " : "error: "
+            Console.error(prefix + String(describing: error))
+            if communicator.size > 1 { communicator.abort(code: 1) }
+            throw ExitCode(1)
+        }
+        try communicator.finalize()
+    }
+}

@@ -1,0 +1,25 @@
+// The `viscoin` command-line tool: one subcommand per job, each `run()` only calls the
+// libraries. Under mpirun every rank runs the same command.
+import ArgumentParser
+import LinearAlgebra
+
+@main
+enum ViscoinMain {
+    static func main() {
+        BLAS.reexecWithOptimizedKernelsIfNeeded()
+        Viscoin.main()
+    }
+}
+
+struct Viscoin: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "viscoin",
+        abstract: "VisCoIN on CPUs: concept-based interpretable classification with a StyleGAN2 generator, trained with MPI.",
+        discussion: """
+            Run one process directly (world size 1) or several with mpirun / srun, e.g.
+              launch/run -n 2 -- demo
+            See README.md for the pipeline, cluster use and file formats.
+            """,
+        subcommands: [EnvCommand.self, BenchCommand.self, DemoCommand.self, SelfTestCommand.self]
+    )
+}

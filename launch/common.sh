@@ -1,0 +1,61 @@
+# Shared helpers of the launch scripts (sourced, not run).
+#
+# VISCOIN_ROOT   repository root
+# VISCOIN_BIN    the viscoin binary (default: release build in the repository)
+
+VISCOIN_ROOT="${VISCOIN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
+VISCOIN_BIN="${VISCOIN_BIN:-$VISCOIN_ROOT/.build/release/viscoin}"
+
+# Debian package names the build and the tests need.
+VISCOIN_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev libjpeg-dev libzstd-dev libtiff-dev pkgconf)
+
+viscoin_log() { printf '%s\n' "$*" >&2; }
+
+# Installs missing system packages with apt-get when running as root; otherwise prints the
+# exact command and fails.
+viscoin_ensure_packages() {
+    local missing=()
+    local p
+    for p in "${VISCOIN_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            missing+=("$p")
+        fi
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then return 0; fi
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        viscoin_log "installing system packages: ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        viscoin_log "missing system packages: ${missing[*]}"
+        viscoin_log "install them with:"
+        viscoin_log "  sudo apt-get install -y ${missing[*]}"
+        return 1
+    fi
+}
+
+# Release build of the package (quiet unless it fails).
+viscoin_build_release() {
+    if ! command -v swift >/dev/null 2>&1; then
+        viscoin_log "swift is not on PATH: install Swift 6 (https://www.swift.org/install/linux/) first"
+        return 1
+    fi
+    viscoin_log "building release (swift build -c release) ..."
+    local log
+    log=$(mktemp)
+    if ! (cd "$VISCOIN_ROOT" && swift build -c release >"$log" 2>&1); then
+        cat "$log" >&2
+        rm -f "$log"
+        return 1
+    fi
+    rm -f "$log"
+}
+
+# OpenBLAS 0.3.21 does not recognise recent Xeons and falls back to slow generic kernels;
+# choose the AVX-512 kernels when the CPU has them (the binary also does this by re-exec).
+viscoin_blas_coretype() {
+    if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q -w avx512f /proc/cpuinfo 2>/dev/null; then
+        export OPENBLAS_CORETYPE=SkylakeX
+    fi
+}
