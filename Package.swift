@@ -6,6 +6,7 @@
 //   C system libraries  COpenMPI COpenBLAS CZstd CPNG CJPEG CTIFF
 //   C shims             CMPIShim (MPI calls Swift cannot import) CImageCodecs (setjmp-safe codecs)
 //   Swift foundations   Common LinearAlgebra Communication ImageCodecs Zstd SafeTensors
+//   Tensor core         TensorCore (tensors, autograd, operators, kernels)
 //   CLI                 ViscoinCLI (the `viscoin` executable)
 import PackageDescription
 
@@ -38,6 +39,12 @@ let package = Package(
         .target(name: "Zstd", dependencies: ["CZstd", "Common"]),
         .target(name: "SafeTensors", dependencies: ["Common", "Zstd"]),
 
+        // Tensor core: tensors, autograd with higher-order gradients, CPU kernels.
+        .target(name: "TensorCore", dependencies: ["LinearAlgebra", "SafeTensors", "Common"]),
+
+        // Helpers shared by the test targets (golden cases, tolerances, pgen).
+        .target(name: "TestSupport", dependencies: ["TensorCore", "SafeTensors", "Common"]),
+
         // The command-line tool.
         .executableTarget(
             name: "ViscoinCLI",
@@ -52,6 +59,7 @@ let package = Package(
             name: "FoundationTests",
             dependencies: ["Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors"]
         ),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Common"]),
     ]
 )

@@ -1,0 +1,334 @@
+// 2-D convolution kernels on OpenBLAS sgemm: im2col / col2im with contiguous-run copies,
+// direct GEMM for 1x1 stride-1 convolutions, and batching of several images into one GEMM
+// when the output maps are small (deep ResNet layers) so that GEMMs stay large.
+//
+// Conventions: input x [N, C, H, W], weight w [O, C/groups, kh, kw], output y [N, O, OH, OW],
+// correlation (PyTorch conv2d), symmetric zero padding, stride, no dilation.
+import LinearAlgebra
+
+/// Geometry of one convolution.
+public struct ConvGeometry: Equatable, Sendable {
+    public var n, c, h, w: Int
+    public var o, kh, kw: Int
+    public var groups: Int
+    public var strideH, strideW: Int
+    public var padH, padW: Int
+
+    public init(input: [Int], weight: [Int], stride: (Int, Int), padding: (Int, Int), groups: Int) {
+        guard input.count == 4, weight.count == 4 else { shapeFailure("conv2d expects 4-D input and weight, got \(input) and \(weight)") }
+        n = input[0]; c = input[1]; h = input[2]; w = input[3]
+        o = weight[0]; kh = weight[2]; kw = weight[3]
+        self.groups = groups
+        (strideH, strideW) = stride
+        (padH, padW) = padding
+        guard groups >= 1, c % groups == 0, o % groups == 0, weight[1] == c / groups else {
+            shapeFailure("conv2d: input \(input) and weight \(weight) do not match with groups \(groups)")
+        }
+        guard strideH >= 1, strideW >= 1, padH >= 0, padW >= 0 else { shapeFailure("conv2d: invalid stride/padding") }
+        guard oh >= 1, ow >= 1 else { shapeFailure("conv2d: input \(input) too small for kernel \(kh)x\(kw) with padding \(padding)") }
+    }
+
+    public var oh: Int { (h + 2 * padH - kh) / strideH + 1 }
+    public var ow: Int { (w + 2 * padW - kw) / strideW + 1 }
+    public var inputShape: [Int] { [n, c, h, w] }
+    public var weightShape: [Int] { [o, c / groups, kh, kw] }
+    public var outputShape: [Int] { [n, o, oh, ow] }
+    var cg: Int { c / groups }
+    var og: Int { o / groups }
+    /// Rows of the im2col matrix per group.
+    var k: Int { cg * kh * kw }
+    /// Output pixels per image.
+    var p: Int { oh * ow }
+    var isPointwise: Bool { kh == 1 && kw == 1 && strideH == 1 && strideW == 1 && padH == 0 && padW == 0 }
+
+    /// Multiply-adds of the forward pass.
+    public var macs: Int { n * o * p * k }
+
+    /// Images per GEMM: enough columns for an efficient GEMM, bounded scratch memory.
+    var imagesPerChunk: Int {
+        let target = 1536
+        if p >= target { return 1 }
+        var nb = min(n, (target + p - 1) / p)
+        while nb > 1 && k * nb * p > (16 << 20) { nb -= 1 }
+        return max(1, nb)
+    }
+}
+
+/// A scratch buffer from the pool, returned when it goes out of scope.
+final class Scratch {
+    let pointer: UnsafeMutablePointer<Float>
+    let count: Int
+    init(_ count: Int) {
+        self.count = count
+        pointer = BufferPool.shared.acquire(count)
+    }
+    deinit { BufferPool.shared.release(pointer, count: count) }
+}
+
+/// Floor division (Swift's `/` truncates toward zero).
+@inline(__always) func floorDiv(_ a: Int, _ b: Int) -> Int {
+    let q = a / b
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
+}
+
+enum ConvKernels {
+    /// Unfolds channels `0..<cg` of one image (`x` points at its first channel of the group)
+    /// into rows of `cols` (row stride `ld`, writing columns `column ..< column + p`).
+    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ cols: UnsafeMutablePointer<Float>, ld: Int, column: Int) {
+        let (h, w, kh, kw, oh, ow) = (g.h, g.w, g.kh, g.kw, g.oh, g.ow)
+        let (sh, sw, ph, pw) = (g.strideH, g.strideW, g.padH, g.padW)
+        Parallel.forRange(g.cg, grain: max(1, 16384 / max(1, kh * kw * g.p))) { channels in
+            for c in channels {
+                let plane = x + c * h * w
+                for ki in 0..<kh {
+                    for kj in 0..<kw {
+                        let row = cols + ((c * kh + ki) * kw + kj) * ld + column
+                        // Valid output columns: 0 <= ox*sw - pw + kj < w.
+                        let oxStart = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
+                        let oxEnd = max(oxStart, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1))
+                        for oy in 0..<oh {
+                            let dst = row + oy * ow
+                            let iy = oy * sh - ph + ki
+                            if iy < 0 || iy >= h {
+                                dst.update(repeating: 0, count: ow)
+                                continue
+                            }
+                            if oxStart > 0 { dst.update(repeating: 0, count: oxStart) }
+                            if oxEnd < ow { (dst + oxEnd).update(repeating: 0, count: ow - oxEnd) }
+                            let src = plane + iy * w - pw + kj
+                            if sw == 1 {
+                                if oxEnd > oxStart { (dst + oxStart).update(from: src + oxStart, count: oxEnd - oxStart) }
+                            } else {
+                                var ox = oxStart
+                                while ox < oxEnd {
+                                    dst[ox] = src[ox * sw]
+                                    ox += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Folds `cols` back, adding into one image's channels (`gx` must be initialised).
+    static func col2im(_ cols: UnsafePointer<Float>, ld: Int, column: Int, _ g: ConvGeometry, _ gx: UnsafeMutablePointer<Float>) {
+        let (h, w, kh, kw, oh, ow) = (g.h, g.w, g.kh, g.kw, g.oh, g.ow)
+        let (sh, sw, ph, pw) = (g.strideH, g.strideW, g.padH, g.padW)
+        Parallel.forRange(g.cg, grain: max(1, 16384 / max(1, kh * kw * g.p))) { channels in
+            for c in channels {
+                let plane = gx + c * h * w
+                for ki in 0..<kh {
+                    for kj in 0..<kw {
+                        let row = cols + ((c * kh + ki) * kw + kj) * ld + column
+                        let oxStart = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
+                        let oxEnd = max(oxStart, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1))
+                        for oy in 0..<oh {
+                            let iy = oy * sh - ph + ki
+                            if iy < 0 || iy >= h { continue }
+                            let src = row + oy * ow
+                            let dst = plane + iy * w - pw + kj
+                            var ox = oxStart
+                            if sw == 1 {
+                                while ox < oxEnd {
+                                    dst[ox] += src[ox]
+                                    ox += 1
+                                }
+                            } else {
+                                while ox < oxEnd {
+                                    dst[ox * sw] += src[ox]
+                                    ox += 1
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies the group-`group` output channels of images `n0 ..< n0 + nb` between the NCHW
+    /// tensor and a [og, nb * p] matrix.
+    static func gatherChunk(_ t: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, group: Int, into m: UnsafeMutablePointer<Float>) {
+        let (og, p) = (g.og, g.p)
+        Parallel.forRange(og * nb, grain: max(1, 8192 / p)) { r in
+            for idx in r {
+                let oc = idx / nb, j = idx % nb
+                (m + oc * nb * p + j * p).update(from: t + ((n0 + j) * g.o + group * og + oc) * p, count: p)
+            }
+        }
+    }
+
+    static func scatterChunk(_ m: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, group: Int, into t: UnsafeMutablePointer<Float>) {
+        let (og, p) = (g.og, g.p)
+        Parallel.forRange(og * nb, grain: max(1, 8192 / p)) { r in
+            for idx in r {
+                let oc = idx / nb, j = idx % nb
+                (t + ((n0 + j) * g.o + group * og + oc) * p).update(from: m + oc * nb * p + j * p, count: p)
+            }
+        }
+    }
+
+    /// Same for input-side [cg, nb * h*w] matrices (pointwise convolutions).
+    static func gatherInputChunk(_ t: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, group: Int, into m: UnsafeMutablePointer<Float>) {
+        let (cg, hw) = (g.cg, g.h * g.w)
+        Parallel.forRange(cg * nb, grain: max(1, 8192 / hw)) { r in
+            for idx in r {
+                let c = idx / nb, j = idx % nb
+                (m + c * nb * hw + j * hw).update(from: t + ((n0 + j) * g.c + group * cg + c) * hw, count: hw)
+            }
+        }
+    }
+
+    static func scatterInputChunk(_ m: UnsafePointer<Float>, _ g: ConvGeometry, n0: Int, nb: Int, group: Int, into t: UnsafeMutablePointer<Float>) {
+        let (cg, hw) = (g.cg, g.h * g.w)
+        Parallel.forRange(cg * nb, grain: max(1, 8192 / hw)) { r in
+            for idx in r {
+                let c = idx / nb, j = idx % nb
+                (t + ((n0 + j) * g.c + group * cg + c) * hw).update(from: m + c * nb * hw + j * hw, count: hw)
+            }
+        }
+    }
+
+    /// y = conv(x, w). `y` is overwritten.
+    static func forward(x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let (og, k, p, hw) = (g.og, g.k, g.p, g.h * g.w)
+        let nb = g.imagesPerChunk
+        if g.isPointwise {
+            if nb == 1 {
+                for n in 0..<g.n {
+                    for gr in 0..<g.groups {
+                        BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: p, k: k, a: w + gr * og * k, lda: k,
+                                   b: x + (n * g.c + gr * g.cg) * hw, ldb: hw, c: y + (n * g.o + gr * og) * p, ldc: p)
+                    }
+                }
+                return
+            }
+            let xm = Scratch(k * nb * p), ym = Scratch(og * nb * p)
+            var n0 = 0
+            while n0 < g.n {
+                let cnt = min(nb, g.n - n0)
+                for gr in 0..<g.groups {
+                    gatherInputChunk(x, g, n0: n0, nb: cnt, group: gr, into: xm.pointer)
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: cnt * p, k: k, a: w + gr * og * k, lda: k,
+                               b: xm.pointer, ldb: cnt * p, c: ym.pointer, ldc: cnt * p)
+                    scatterChunk(ym.pointer, g, n0: n0, nb: cnt, group: gr, into: y)
+                }
+                n0 += cnt
+            }
+            return
+        }
+        let cols = Scratch(k * nb * p)
+        let ym = nb > 1 ? Scratch(og * nb * p) : nil
+        var n0 = 0
+        while n0 < g.n {
+            let cnt = min(nb, g.n - n0)
+            for gr in 0..<g.groups {
+                for j in 0..<cnt {
+                    im2col(x + ((n0 + j) * g.c + gr * g.cg) * hw, g, cols.pointer, ld: cnt * p, column: j * p)
+                }
+                if cnt == 1 {
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: p, k: k, a: w + gr * og * k, lda: k,
+                               b: cols.pointer, ldb: p, c: y + (n0 * g.o + gr * og) * p, ldc: p)
+                } else {
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: cnt * p, k: k, a: w + gr * og * k, lda: k,
+                               b: cols.pointer, ldb: cnt * p, c: ym!.pointer, ldc: cnt * p)
+                    scatterChunk(ym!.pointer, g, n0: n0, nb: cnt, group: gr, into: y)
+                }
+            }
+            n0 += cnt
+        }
+    }
+
+    /// gx = conv^T(gy, w) (the input gradient / transposed convolution). `gx` is overwritten.
+    static func inputGrad(gy: UnsafePointer<Float>, w: UnsafePointer<Float>, gx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let (og, k, p, hw) = (g.og, g.k, g.p, g.h * g.w)
+        let nb = g.imagesPerChunk
+        if g.isPointwise {
+            if nb == 1 {
+                for n in 0..<g.n {
+                    for gr in 0..<g.groups {
+                        BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: p, k: og, a: w + gr * og * k, lda: k,
+                                   b: gy + (n * g.o + gr * og) * p, ldb: p, c: gx + (n * g.c + gr * g.cg) * hw, ldc: hw)
+                    }
+                }
+                return
+            }
+            let ym = Scratch(og * nb * p), xm = Scratch(k * nb * p)
+            var n0 = 0
+            while n0 < g.n {
+                let cnt = min(nb, g.n - n0)
+                for gr in 0..<g.groups {
+                    gatherChunk(gy, g, n0: n0, nb: cnt, group: gr, into: ym.pointer)
+                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: cnt * p, k: og, a: w + gr * og * k, lda: k,
+                               b: ym.pointer, ldb: cnt * p, c: xm.pointer, ldc: cnt * p)
+                    scatterInputChunk(xm.pointer, g, n0: n0, nb: cnt, group: gr, into: gx)
+                }
+                n0 += cnt
+            }
+            return
+        }
+        Parallel.forRange(g.n * g.c * hw, grain: 1 << 16) { r in (gx + r.lowerBound).update(repeating: 0, count: r.count) }
+        let cols = Scratch(k * nb * p)
+        let ym = nb > 1 ? Scratch(og * nb * p) : nil
+        var n0 = 0
+        while n0 < g.n {
+            let cnt = min(nb, g.n - n0)
+            for gr in 0..<g.groups {
+                if cnt == 1 {
+                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: p, k: og, a: w + gr * og * k, lda: k,
+                               b: gy + (n0 * g.o + gr * og) * p, ldb: p, c: cols.pointer, ldc: p)
+                } else {
+                    gatherChunk(gy, g, n0: n0, nb: cnt, group: gr, into: ym!.pointer)
+                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: cnt * p, k: og, a: w + gr * og * k, lda: k,
+                               b: ym!.pointer, ldb: cnt * p, c: cols.pointer, ldc: cnt * p)
+                }
+                for j in 0..<cnt {
+                    col2im(cols.pointer, ld: cnt * p, column: j * p, g, gx + ((n0 + j) * g.c + gr * g.cg) * hw)
+                }
+            }
+            n0 += cnt
+        }
+    }
+
+    /// gw = sum over the batch of gy (x) im2col(x)^T. `gw` is overwritten.
+    static func weightGrad(x: UnsafePointer<Float>, gy: UnsafePointer<Float>, gw: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        let (og, k, p, hw) = (g.og, g.k, g.p, g.h * g.w)
+        let nb = g.imagesPerChunk
+        let cols = g.isPointwise ? nil : Scratch(k * nb * p)
+        let xm = g.isPointwise && nb > 1 ? Scratch(k * nb * p) : nil
+        let ym = nb > 1 ? Scratch(og * nb * p) : nil
+        var n0 = 0
+        while n0 < g.n {
+            let cnt = min(nb, g.n - n0)
+            let beta: Float = n0 == 0 ? 0 : 1
+            for gr in 0..<g.groups {
+                let a: UnsafePointer<Float>
+                if cnt == 1 {
+                    a = gy + (n0 * g.o + gr * og) * p
+                } else {
+                    gatherChunk(gy, g, n0: n0, nb: cnt, group: gr, into: ym!.pointer)
+                    a = UnsafePointer(ym!.pointer)
+                }
+                let b: UnsafePointer<Float>
+                if g.isPointwise {
+                    if cnt == 1 {
+                        b = x + (n0 * g.c + gr * g.cg) * hw
+                    } else {
+                        gatherInputChunk(x, g, n0: n0, nb: cnt, group: gr, into: xm!.pointer)
+                        b = UnsafePointer(xm!.pointer)
+                    }
+                } else {
+                    for j in 0..<cnt {
+                        im2col(x + ((n0 + j) * g.c + gr * g.cg) * hw, g, cols!.pointer, ld: cnt * p, column: j * p)
+                    }
+                    b = UnsafePointer(cols!.pointer)
+                }
+                BLAS.sgemm(transposeA: false, transposeB: true, m: og, n: k, k: cnt * p, a: a, lda: cnt * p,
+                           b: b, ldb: cnt * p, beta: beta, c: gw + gr * og * k, ldc: k)
+            }
+            n0 += cnt
+        }
+    }
+}

@@ -1,0 +1,108 @@
+// Kernels of upfirdn2d (upsample by zero insertion, pad/crop, FIR filter, downsample) as
+// per-axis tap tables: for every output index, the input indices it reads and which filter
+// tap applies. Rank-1 filters (the separable 1-D filters and the [1,3,3,1] outer product) run
+// as a horizontal then a vertical pass; other 2-D filters run directly.
+
+/// For one axis: output size and, per output index, the (input index, tap index) pairs.
+struct AxisTaps {
+    let outputSize: Int
+    let offsets: [Int]      // outputSize + 1 entries into `inputs` / `taps`
+    let inputs: [Int32]
+    let taps: [Int32]
+
+    init(inputSize n: Int, up: Int, down: Int, pad0: Int, pad1: Int, taps k: Int) {
+        let m = (n * up + pad0 + pad1 - k) / down + 1
+        guard n * up + pad0 + pad1 - k >= 0, m >= 1 else {
+            shapeFailure("upfirdn2d: input size \(n) with up \(up), padding [\(pad0), \(pad1)] is too small for \(k) taps")
+        }
+        outputSize = m
+        var offsets = [0], inputs: [Int32] = [], tapList: [Int32] = []
+        for o in 0..<m {
+            for j in 0..<k {
+                let q = o * down + j - pad0
+                if q >= 0 && q < n * up && q % up == 0 {
+                    inputs.append(Int32(q / up))
+                    tapList.append(Int32(j))
+                }
+            }
+            offsets.append(inputs.count)
+        }
+        self.offsets = offsets
+        self.inputs = inputs
+        self.taps = tapList
+    }
+}
+
+enum FIRKernels {
+    /// Separable filtering: `gx` taps along x, `gy` along y (already flipped and scaled).
+    static func separable(_ x: UnsafePointer<Float>, planes: Int, h: Int, w: Int, tx: AxisTaps, ty: AxisTaps,
+                          gx: [Float], gy: [Float], out: UnsafeMutablePointer<Float>) {
+        let ow = tx.outputSize, oh = ty.outputSize
+        Parallel.forRange(planes, grain: max(1, 4096 / max(1, oh * ow))) { range in
+            var tmp = [Float](repeating: 0, count: h * ow)
+            tmp.withUnsafeMutableBufferPointer { t in
+                tx.offsets.withUnsafeBufferPointer { xo in
+                tx.inputs.withUnsafeBufferPointer { xi in
+                tx.taps.withUnsafeBufferPointer { xt in
+                ty.offsets.withUnsafeBufferPointer { yo in
+                ty.inputs.withUnsafeBufferPointer { yi in
+                ty.taps.withUnsafeBufferPointer { yt in
+                gx.withUnsafeBufferPointer { fx in
+                gy.withUnsafeBufferPointer { fy in
+                    for plane in range {
+                        let src = x + plane * h * w
+                        for iy in 0..<h {
+                            let row = src + iy * w, dst = t.baseAddress! + iy * ow
+                            for ox in 0..<ow {
+                                var s: Float = 0
+                                for e in xo[ox]..<xo[ox + 1] { s += row[Int(xi[e])] * fx[Int(xt[e])] }
+                                dst[ox] = s
+                            }
+                        }
+                        let o = out + plane * oh * ow
+                        for oy in 0..<oh {
+                            let dst = o + oy * ow
+                            dst.update(repeating: 0, count: ow)
+                            for e in yo[oy]..<yo[oy + 1] {
+                                let weight = fy[Int(yt[e])]
+                                let srcRow = t.baseAddress! + Int(yi[e]) * ow
+                                for ox in 0..<ow { dst[ox] += weight * srcRow[ox] }
+                            }
+                        }
+                    }
+                }}}}}}}}
+            }
+        }
+    }
+
+    /// Direct 2-D filtering with `g` [fh, fw] (already flipped and scaled).
+    static func direct(_ x: UnsafePointer<Float>, planes: Int, h: Int, w: Int, tx: AxisTaps, ty: AxisTaps,
+                       g: [Float], fw: Int, out: UnsafeMutablePointer<Float>) {
+        let ow = tx.outputSize, oh = ty.outputSize
+        Parallel.forRange(planes, grain: max(1, 4096 / max(1, oh * ow))) { range in
+            tx.offsets.withUnsafeBufferPointer { xo in
+            tx.inputs.withUnsafeBufferPointer { xi in
+            tx.taps.withUnsafeBufferPointer { xt in
+            ty.offsets.withUnsafeBufferPointer { yo in
+            ty.inputs.withUnsafeBufferPointer { yi in
+            ty.taps.withUnsafeBufferPointer { yt in
+            g.withUnsafeBufferPointer { f in
+                for plane in range {
+                    let src = x + plane * h * w
+                    let o = out + plane * oh * ow
+                    for oy in 0..<oh {
+                        for ox in 0..<ow {
+                            var s: Float = 0
+                            for ey in yo[oy]..<yo[oy + 1] {
+                                let row = src + Int(yi[ey]) * w
+                                let frow = f.baseAddress! + Int(yt[ey]) * fw
+                                for ex in xo[ox]..<xo[ox + 1] { s += row[Int(xi[ex])] * frow[Int(xt[ex])] }
+                            }
+                            o[oy * ow + ox] = s
+                        }
+                    }
+                }
+            }}}}}}}
+        }
+    }
+}

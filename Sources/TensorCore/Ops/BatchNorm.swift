@@ -1,0 +1,181 @@
+// Batch normalisation over the channel dimension 1 of [N, C, ...] (PyTorch semantics):
+// training normalises with the biased batch variance and updates the running statistics with
+// the unbiased one (momentum weights the new value); evaluation uses the running statistics.
+// Training runs fused kernels (per-channel reductions in Double, so results do not depend on
+// threads); when a graph of the gradient is requested, the backward pass differentiates the
+// same formula written with differentiable operations instead.
+
+/// y = x * scale[c] + shift[c] along dimension 1.
+public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor?) -> Tensor {
+    let c = x.shape[1], inner = x.shape[2...].reduce(1, *)
+    guard scale.count == c, shift.map({ $0.count == c }) ?? true else { shapeFailure("channelAffine: \(scale.shape) for \(x.shape)") }
+    let out = Tensor(uninitializedShape: x.shape)
+    let src = x.data, dst = out.data, sc = scale.data, sh = shift?.data
+    Parallel.forRange(x.count / max(inner, 1), grain: max(1, 32_768 / max(inner, 1))) { rows in
+        for row in rows {
+            let ch = row % c
+            let a = sc[ch], b = sh.map { $0[ch] } ?? 0
+            let s = src + row * inner, d = dst + row * inner
+            for i in 0..<inner { d[i] = s[i] * a + b }
+        }
+    }
+    var inputs = [x, scale]
+    if let shift { inputs.append(shift) }
+    return out.recorded("channel_affine", inputs) { g, needs in
+        let reduceDims = [0] + Array(2..<x.rank)
+        var grads: [Tensor?] = [needs[0] ? channelAffine(g, scale: scale, shift: nil) : nil,
+                                needs[1] ? (g * x).sum(dims: reduceDims) : nil]
+        if shift != nil { grads.append(needs[2] ? g.sum(dims: reduceDims) : nil) }
+        return grads
+    }
+}
+
+public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+    guard x.rank >= 2 else { shapeFailure("batchNorm expects [N, C, ...], got \(x.shape)") }
+    let c = x.shape[1]
+    for t in [weight, bias, runningMean, runningVar].compactMap({ $0 }) where t.count != c {
+        shapeFailure("batchNorm: parameter \(t.shape) for \(c) channels")
+    }
+    if !training {
+        guard let runningMean, let runningVar else { shapeFailure("batchNorm in evaluation mode needs running statistics") }
+        let invStd = (runningVar.detach() + eps).rsqrt()
+        let scale = weight.map { $0 * invStd } ?? invStd
+        let shift = (bias ?? Tensor.zeros([c])) - runningMean.detach() * scale
+        return channelAffine(x, scale: scale, shift: shift)
+    }
+    let n = x.shape[0], inner = x.shape[2...].reduce(1, *)
+    let m = n * inner
+    guard m > 1 else { shapeFailure("batchNorm in training mode needs more than one value per channel, got \(x.shape)") }
+    var mean = [Double](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
+    var variance = [Double](repeating: 0, count: c)
+    let src = x.data
+    mean.withUnsafeMutableBufferPointer { meanP in
+        variance.withUnsafeMutableBufferPointer { varP in
+            Parallel.forRange(c, grain: 1) { channels in
+                for ch in channels {
+                    var s = 0.0
+                    for b in 0..<n { s += Reduce.sum(src + (b * c + ch) * inner, inner) }
+                    let mu = s / Double(m)
+                    var ss = 0.0
+                    let muF = Float(mu)
+                    for b in 0..<n {
+                        let p = src + (b * c + ch) * inner
+                        var acc = 0.0
+                        var i = 0
+                        while i < inner {
+                            let end = Swift.min(inner, i + 4096)
+                            var part: Float = 0
+                            for j in i..<end {
+                                let d = p[j] - muF
+                                part += d * d
+                            }
+                            acc += Double(part)
+                            i = end
+                        }
+                        ss += acc
+                    }
+                    meanP[ch] = mu
+                    varP[ch] = ss / Double(m)
+                }
+            }
+        }
+    }
+    for ch in 0..<c { invStd[ch] = Float(1 / (variance[ch] + Double(eps)).squareRoot()) }
+    // Running statistics (no gradient): new = (1 - momentum) old + momentum batch (unbiased var).
+    if let runningMean { for ch in 0..<c { runningMean.data[ch] = (1 - momentum) * runningMean.data[ch] + momentum * Float(mean[ch]) } }
+    if let runningVar {
+        for ch in 0..<c {
+            runningVar.data[ch] = (1 - momentum) * runningVar.data[ch] + momentum * Float(variance[ch] * Double(m) / Double(m - 1))
+        }
+    }
+    let meanF = mean.map { Float($0) }
+    let out = Tensor(uninitializedShape: x.shape)
+    let dst = out.data, w = weight?.data, bb = bias?.data
+    Parallel.forRange(n * c, grain: max(1, 32_768 / max(inner, 1))) { rows in
+        for row in rows {
+            let ch = row % c
+            let a = invStd[ch] * (w.map { $0[ch] } ?? 1)
+            let b = (bb.map { $0[ch] } ?? 0) - meanF[ch] * a
+            let s = src + row * inner, d = dst + row * inner
+            for i in 0..<inner { d[i] = s[i] * a + b }
+        }
+    }
+    var inputs = [x]
+    if let weight { inputs.append(weight) }
+    if let bias { inputs.append(bias) }
+    return out.recorded("batch_norm", inputs) { g, needs in
+        if GradMode.isEnabled {
+            // A graph of the gradient is wanted: differentiate the composite formula.
+            let dims = [0] + Array(2..<x.rank)
+            let mu = x.mean(dims: dims, keepDims: true)
+            let centered = x - mu
+            let rstd = ((centered * centered).mean(dims: dims, keepDims: true) + eps).rsqrt()
+            var bshape = [Int](repeating: 1, count: x.rank)
+            bshape[1] = c
+            var y = centered * rstd
+            if let weight { y = y * weight.reshaped(bshape) }
+            if let bias { y = y + bias.reshaped(bshape) }
+            return Autograd.grad(of: [y], wrt: inputs, gradOutputs: [g], createGraph: true)
+        }
+        return batchNormBackward(g, x, meanF, invStd, weight: weight, hasBias: bias != nil, needs: needs)
+    }
+}
+
+/// Fused backward of training-mode batch norm (no graph).
+private func batchNormBackward(_ g: Tensor, _ x: Tensor, _ mean: [Float], _ invStd: [Float], weight: Tensor?,
+                               hasBias: Bool, needs: [Bool]) -> [Tensor?] {
+    let n = x.shape[0], c = x.shape[1], inner = x.shape[2...].reduce(1, *)
+    let m = Float(n * inner)
+    var sumG = [Double](repeating: 0, count: c), sumGXhat = [Double](repeating: 0, count: c)
+    let gp = g.data, xp = x.data
+    sumG.withUnsafeMutableBufferPointer { sg in
+        sumGXhat.withUnsafeMutableBufferPointer { sgx in
+            Parallel.forRange(c, grain: 1) { channels in
+                for ch in channels {
+                    var a = 0.0, b = 0.0
+                    let mu = mean[ch]
+                    for s in 0..<n {
+                        let off = (s * c + ch) * inner
+                        a += Reduce.sum(gp + off, inner)
+                        var i = 0
+                        while i < inner {
+                            let end = Swift.min(inner, i + 4096)
+                            var part: Float = 0
+                            for j in i..<end { part += gp[off + j] * (xp[off + j] - mu) }
+                            b += Double(part)
+                            i = end
+                        }
+                    }
+                    sg[ch] = a
+                    sgx[ch] = b * Double(invStd[ch])
+                }
+            }
+        }
+    }
+    var grads: [Tensor?] = []
+    if needs[0] {
+        let dx = Tensor(uninitializedShape: x.shape)
+        let dp = dx.data, w = weight?.data
+        Parallel.forRange(n * c, grain: max(1, 32_768 / max(inner, 1))) { rows in
+            for row in rows {
+                let ch = row % c
+                let wv = w.map { $0[ch] } ?? 1
+                let k = wv * invStd[ch] / m
+                let meanG = Float(sumG[ch]), meanGX = Float(sumGXhat[ch])
+                let mu = mean[ch], rs = invStd[ch]
+                let off = row * inner
+                for i in 0..<inner {
+                    let xhat = (xp[off + i] - mu) * rs
+                    dp[off + i] = k * (m * gp[off + i] - meanG - xhat * meanGX)
+                }
+            }
+        }
+        grads.append(dx)
+    } else {
+        grads.append(nil)
+    }
+    if weight != nil { grads.append(needs[grads.count] ? Tensor(sumGXhat.map { Float($0) }) : nil) }
+    if hasBias { grads.append(needs[grads.count] ? Tensor(sumG.map { Float($0) }) : nil) }
+    return grads
+}
