@@ -49,7 +49,7 @@ let package = Package(
         .executableTarget(
             name: "ViscoinCLI",
             dependencies: [
-                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors",
+                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -5,6 +5,7 @@ import ArgumentParser
 import Common
 import Communication
 import LinearAlgebra
+import TensorCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -44,7 +45,7 @@ enum Runtime {
             throw ExitCode(2)
         }
         let threadCount = resolveThreads(threads, localRanks: localRanks)
-        BLAS.threadCount = threadCount
+        Parallel.setThreadCount(threadCount)
         do {
             try body(communicator, threadCount)
         } catch let exit as ExitCode {

@@ -3,6 +3,7 @@
 // `fixedBlocks`, whose partition depends only on the problem size, so 1 and 2 threads give
 // bitwise identical results.
 import Dispatch
+import LinearAlgebra
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,7 +21,12 @@ public enum Parallel {
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }()
 
-    public static func setThreadCount(_ n: Int) { threadCount = max(1, n) }
+    /// Sets the threads of our kernels and of OpenBLAS (measured: letting OpenBLAS thread each
+    /// GEMM is faster here than splitting GEMMs across our own threads).
+    public static func setThreadCount(_ n: Int) {
+        threadCount = max(1, n)
+        BLAS.threadCount = threadCount
+    }
 
     /// Runs `body(i)` for `i in 0..<iterations`, concurrently when there are several threads.
     public static func run(_ iterations: Int, _ body: (Int) -> Void) {

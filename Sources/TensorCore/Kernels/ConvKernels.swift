@@ -74,8 +74,9 @@ final class Scratch {
 enum ConvKernels {
     /// Unfolds channels `0..<cg` of one image (`x` points at its first channel of the group)
     /// into rows of `cols` (row stride `ld`, writing columns `column ..< column + p`).
-    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ cols: UnsafeMutablePointer<Float>, ld: Int, column: Int) {
-        let (h, w, kh, kw, oh, ow) = (g.h, g.w, g.kh, g.kw, g.oh, g.ow)
+    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ cols: UnsafeMutablePointer<Float>, ld: Int, column: Int,
+                       rows: Range<Int>) {
+        let (h, w, kh, kw, ow) = (g.h, g.w, g.kh, g.kw, g.ow)
         let (sh, sw, ph, pw) = (g.strideH, g.strideW, g.padH, g.padW)
         Parallel.forRange(g.cg, grain: max(1, 16384 / max(1, kh * kw * g.p))) { channels in
             for c in channels {
@@ -86,24 +87,21 @@ enum ConvKernels {
                         // Valid output columns: 0 <= ox*sw - pw + kj < w.
                         let oxStart = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
                         let oxEnd = max(oxStart, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1))
-                        for oy in 0..<oh {
-                            let dst = row + oy * ow
+                        // Rows are short in deep layers: plain loops (vectorised, no call overhead).
+                        for oy in rows {
+                            let dst = row + (oy - rows.lowerBound) * ow
                             let iy = oy * sh - ph + ki
                             if iy < 0 || iy >= h {
-                                dst.update(repeating: 0, count: ow)
+                                for ox in 0..<ow { dst[ox] = 0 }
                                 continue
                             }
-                            if oxStart > 0 { dst.update(repeating: 0, count: oxStart) }
-                            if oxEnd < ow { (dst + oxEnd).update(repeating: 0, count: ow - oxEnd) }
+                            for ox in 0..<oxStart { dst[ox] = 0 }
+                            for ox in oxEnd..<ow { dst[ox] = 0 }
                             let src = plane + iy * w - pw + kj
                             if sw == 1 {
-                                if oxEnd > oxStart { (dst + oxStart).update(from: src + oxStart, count: oxEnd - oxStart) }
+                                for ox in oxStart..<oxEnd { dst[ox] = src[ox] }
                             } else {
-                                var ox = oxStart
-                                while ox < oxEnd {
-                                    dst[ox] = src[ox * sw]
-                                    ox += 1
-                                }
+                                for ox in oxStart..<oxEnd { dst[ox] = src[ox * sw] }
                             }
                         }
                     }
@@ -113,8 +111,9 @@ enum ConvKernels {
     }
 
     /// Folds `cols` back, adding into one image's channels (`gx` must be initialised).
-    static func col2im(_ cols: UnsafePointer<Float>, ld: Int, column: Int, _ g: ConvGeometry, _ gx: UnsafeMutablePointer<Float>) {
-        let (h, w, kh, kw, oh, ow) = (g.h, g.w, g.kh, g.kw, g.oh, g.ow)
+    static func col2im(_ cols: UnsafePointer<Float>, ld: Int, column: Int, rows: Range<Int>, _ g: ConvGeometry,
+                       _ gx: UnsafeMutablePointer<Float>) {
+        let (h, w, kh, kw, ow) = (g.h, g.w, g.kh, g.kw, g.ow)
         let (sh, sw, ph, pw) = (g.strideH, g.strideW, g.padH, g.padW)
         Parallel.forRange(g.cg, grain: max(1, 16384 / max(1, kh * kw * g.p))) { channels in
             for c in channels {
@@ -124,22 +123,15 @@ enum ConvKernels {
                         let row = cols + ((c * kh + ki) * kw + kj) * ld + column
                         let oxStart = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
                         let oxEnd = max(oxStart, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1))
-                        for oy in 0..<oh {
+                        for oy in rows {
                             let iy = oy * sh - ph + ki
                             if iy < 0 || iy >= h { continue }
-                            let src = row + oy * ow
+                            let src = row + (oy - rows.lowerBound) * ow
                             let dst = plane + iy * w - pw + kj
-                            var ox = oxStart
                             if sw == 1 {
-                                while ox < oxEnd {
-                                    dst[ox] += src[ox]
-                                    ox += 1
-                                }
+                                for ox in oxStart..<oxEnd { dst[ox] += src[ox] }
                             } else {
-                                while ox < oxEnd {
-                                    dst[ox * sw] += src[ox]
-                                    ox += 1
-                                }
+                                for ox in oxStart..<oxEnd { dst[ox * sw] += src[ox] }
                             }
                         }
                     }
@@ -191,9 +183,40 @@ enum ConvKernels {
         }
     }
 
+    /// Units of work: `count` images and a range of output rows (whole maps when several
+    /// images are batched; row bands when one image's unfolded matrix would not fit in cache).
+    struct Tile {
+        var n0: Int
+        var count: Int
+        var rows: Range<Int>
+    }
+
+    static func tiles(_ g: ConvGeometry) -> [Tile] {
+        let nb = g.imagesPerChunk
+        var result: [Tile] = []
+        if nb > 1 || g.k * g.p <= (2 << 20) {
+            var n0 = 0
+            while n0 < g.n {
+                let cnt = min(nb, g.n - n0)
+                result.append(Tile(n0: n0, count: cnt, rows: 0..<g.oh))
+                n0 += cnt
+            }
+            return result
+        }
+        let band = max(1, (2 << 20) / (g.k * g.ow))
+        for n in 0..<g.n {
+            var r = 0
+            while r < g.oh {
+                result.append(Tile(n0: n, count: 1, rows: r..<min(g.oh, r + band)))
+                r += band
+            }
+        }
+        return result
+    }
+
     /// y = conv(x, w). `y` is overwritten.
     static func forward(x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let (og, k, p, hw) = (g.og, g.k, g.p, g.h * g.w)
+        let (og, k, p, hw, ow) = (g.og, g.k, g.p, g.h * g.w, g.ow)
         let nb = g.imagesPerChunk
         if g.isPointwise {
             if nb == 1 {
@@ -206,44 +229,41 @@ enum ConvKernels {
                 return
             }
             let xm = Scratch(k * nb * p), ym = Scratch(og * nb * p)
-            var n0 = 0
-            while n0 < g.n {
-                let cnt = min(nb, g.n - n0)
+            for t in tiles(g) {
                 for gr in 0..<g.groups {
-                    gatherInputChunk(x, g, n0: n0, nb: cnt, group: gr, into: xm.pointer)
-                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: cnt * p, k: k, a: w + gr * og * k, lda: k,
-                               b: xm.pointer, ldb: cnt * p, c: ym.pointer, ldc: cnt * p)
-                    scatterChunk(ym.pointer, g, n0: n0, nb: cnt, group: gr, into: y)
+                    gatherInputChunk(x, g, n0: t.n0, nb: t.count, group: gr, into: xm.pointer)
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: t.count * p, k: k, a: w + gr * og * k, lda: k,
+                               b: xm.pointer, ldb: t.count * p, c: ym.pointer, ldc: t.count * p)
+                    scatterChunk(ym.pointer, g, n0: t.n0, nb: t.count, group: gr, into: y)
                 }
-                n0 += cnt
             }
             return
         }
-        let cols = Scratch(k * nb * p)
+        let all = tiles(g)
+        let maxColumns = all.map { $0.count * $0.rows.count * ow }.max() ?? 0
+        let cols = Scratch(k * maxColumns)
         let ym = nb > 1 ? Scratch(og * nb * p) : nil
-        var n0 = 0
-        while n0 < g.n {
-            let cnt = min(nb, g.n - n0)
+        for t in all {
+            let tp = t.rows.count * ow, columns = t.count * tp
             for gr in 0..<g.groups {
-                for j in 0..<cnt {
-                    im2col(x + ((n0 + j) * g.c + gr * g.cg) * hw, g, cols.pointer, ld: cnt * p, column: j * p)
+                for j in 0..<t.count {
+                    im2col(x + ((t.n0 + j) * g.c + gr * g.cg) * hw, g, cols.pointer, ld: columns, column: j * tp, rows: t.rows)
                 }
-                if cnt == 1 {
-                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: p, k: k, a: w + gr * og * k, lda: k,
-                               b: cols.pointer, ldb: p, c: y + (n0 * g.o + gr * og) * p, ldc: p)
+                if t.count == 1 {
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: tp, k: k, a: w + gr * og * k, lda: k,
+                               b: cols.pointer, ldb: tp, c: y + (t.n0 * g.o + gr * og) * p + t.rows.lowerBound * ow, ldc: p)
                 } else {
-                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: cnt * p, k: k, a: w + gr * og * k, lda: k,
-                               b: cols.pointer, ldb: cnt * p, c: ym!.pointer, ldc: cnt * p)
-                    scatterChunk(ym!.pointer, g, n0: n0, nb: cnt, group: gr, into: y)
+                    BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: columns, k: k, a: w + gr * og * k, lda: k,
+                               b: cols.pointer, ldb: columns, c: ym!.pointer, ldc: columns)
+                    scatterChunk(ym!.pointer, g, n0: t.n0, nb: t.count, group: gr, into: y)
                 }
             }
-            n0 += cnt
         }
     }
 
     /// gx = conv^T(gy, w) (the input gradient / transposed convolution). `gx` is overwritten.
     static func inputGrad(gy: UnsafePointer<Float>, w: UnsafePointer<Float>, gx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let (og, k, p, hw) = (g.og, g.k, g.p, g.h * g.w)
+        let (og, k, p, hw, ow) = (g.og, g.k, g.p, g.h * g.w, g.ow)
         let nb = g.imagesPerChunk
         if g.isPointwise {
             if nb == 1 {
@@ -256,79 +276,81 @@ enum ConvKernels {
                 return
             }
             let ym = Scratch(og * nb * p), xm = Scratch(k * nb * p)
-            var n0 = 0
-            while n0 < g.n {
-                let cnt = min(nb, g.n - n0)
+            for t in tiles(g) {
                 for gr in 0..<g.groups {
-                    gatherChunk(gy, g, n0: n0, nb: cnt, group: gr, into: ym.pointer)
-                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: cnt * p, k: og, a: w + gr * og * k, lda: k,
-                               b: ym.pointer, ldb: cnt * p, c: xm.pointer, ldc: cnt * p)
-                    scatterInputChunk(xm.pointer, g, n0: n0, nb: cnt, group: gr, into: gx)
+                    gatherChunk(gy, g, n0: t.n0, nb: t.count, group: gr, into: ym.pointer)
+                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: t.count * p, k: og, a: w + gr * og * k, lda: k,
+                               b: ym.pointer, ldb: t.count * p, c: xm.pointer, ldc: t.count * p)
+                    scatterInputChunk(xm.pointer, g, n0: t.n0, nb: t.count, group: gr, into: gx)
                 }
-                n0 += cnt
             }
             return
         }
         Parallel.forRange(g.n * g.c * hw, grain: 1 << 16) { r in (gx + r.lowerBound).update(repeating: 0, count: r.count) }
-        let cols = Scratch(k * nb * p)
+        let all = tiles(g)
+        let maxColumns = all.map { $0.count * $0.rows.count * ow }.max() ?? 0
+        let cols = Scratch(k * maxColumns)
         let ym = nb > 1 ? Scratch(og * nb * p) : nil
-        var n0 = 0
-        while n0 < g.n {
-            let cnt = min(nb, g.n - n0)
+        for t in all {
+            let tp = t.rows.count * ow, columns = t.count * tp
             for gr in 0..<g.groups {
-                if cnt == 1 {
-                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: p, k: og, a: w + gr * og * k, lda: k,
-                               b: gy + (n0 * g.o + gr * og) * p, ldb: p, c: cols.pointer, ldc: p)
+                if t.count == 1 {
+                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: tp, k: og, a: w + gr * og * k, lda: k,
+                               b: gy + (t.n0 * g.o + gr * og) * p + t.rows.lowerBound * ow, ldb: p, c: cols.pointer, ldc: tp)
                 } else {
-                    gatherChunk(gy, g, n0: n0, nb: cnt, group: gr, into: ym!.pointer)
-                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: cnt * p, k: og, a: w + gr * og * k, lda: k,
-                               b: ym!.pointer, ldb: cnt * p, c: cols.pointer, ldc: cnt * p)
+                    gatherChunk(gy, g, n0: t.n0, nb: t.count, group: gr, into: ym!.pointer)
+                    BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: columns, k: og, a: w + gr * og * k, lda: k,
+                               b: ym!.pointer, ldb: columns, c: cols.pointer, ldc: columns)
                 }
-                for j in 0..<cnt {
-                    col2im(cols.pointer, ld: cnt * p, column: j * p, g, gx + ((n0 + j) * g.c + gr * g.cg) * hw)
+                for j in 0..<t.count {
+                    col2im(cols.pointer, ld: columns, column: j * tp, rows: t.rows, g, gx + ((t.n0 + j) * g.c + gr * g.cg) * hw)
                 }
             }
-            n0 += cnt
         }
     }
 
     /// gw = sum over the batch of gy (x) im2col(x)^T. `gw` is overwritten.
     static func weightGrad(x: UnsafePointer<Float>, gy: UnsafePointer<Float>, gw: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        let (og, k, p, hw) = (g.og, g.k, g.p, g.h * g.w)
+        let (og, k, p, hw, ow) = (g.og, g.k, g.p, g.h * g.w, g.ow)
         let nb = g.imagesPerChunk
-        let cols = g.isPointwise ? nil : Scratch(k * nb * p)
+        let all = tiles(g)
+        let maxColumns = all.map { $0.count * $0.rows.count * ow }.max() ?? 0
+        let cols = g.isPointwise ? nil : Scratch(k * maxColumns)
         let xm = g.isPointwise && nb > 1 ? Scratch(k * nb * p) : nil
         let ym = nb > 1 ? Scratch(og * nb * p) : nil
-        var n0 = 0
-        while n0 < g.n {
-            let cnt = min(nb, g.n - n0)
-            let beta: Float = n0 == 0 ? 0 : 1
+        for (index, t) in all.enumerated() {
+            let tp = t.rows.count * ow, columns = t.count * tp
+            let beta: Float = index == 0 ? 0 : 1
             for gr in 0..<g.groups {
-                let a: UnsafePointer<Float>
-                if cnt == 1 {
-                    a = gy + (n0 * g.o + gr * og) * p
+                let a: UnsafePointer<Float>, lda: Int
+                if t.count == 1 {
+                    a = gy + (t.n0 * g.o + gr * og) * p + t.rows.lowerBound * ow
+                    lda = p
                 } else {
-                    gatherChunk(gy, g, n0: n0, nb: cnt, group: gr, into: ym!.pointer)
+                    gatherChunk(gy, g, n0: t.n0, nb: t.count, group: gr, into: ym!.pointer)
                     a = UnsafePointer(ym!.pointer)
+                    lda = columns
                 }
-                let b: UnsafePointer<Float>
+                let b: UnsafePointer<Float>, ldb: Int
                 if g.isPointwise {
-                    if cnt == 1 {
-                        b = x + (n0 * g.c + gr * g.cg) * hw
+                    if t.count == 1 {
+                        b = x + (t.n0 * g.c + gr * g.cg) * hw
+                        ldb = hw
                     } else {
-                        gatherInputChunk(x, g, n0: n0, nb: cnt, group: gr, into: xm!.pointer)
+                        gatherInputChunk(x, g, n0: t.n0, nb: t.count, group: gr, into: xm!.pointer)
                         b = UnsafePointer(xm!.pointer)
+                        ldb = columns
                     }
                 } else {
-                    for j in 0..<cnt {
-                        im2col(x + ((n0 + j) * g.c + gr * g.cg) * hw, g, cols!.pointer, ld: cnt * p, column: j * p)
+                    for j in 0..<t.count {
+                        im2col(x + ((t.n0 + j) * g.c + gr * g.cg) * hw, g, cols!.pointer, ld: columns, column: j * tp, rows: t.rows)
                     }
                     b = UnsafePointer(cols!.pointer)
+                    ldb = columns
                 }
-                BLAS.sgemm(transposeA: false, transposeB: true, m: og, n: k, k: cnt * p, a: a, lda: cnt * p,
-                           b: b, ldb: cnt * p, beta: beta, c: gw + gr * og * k, ldc: k)
+                BLAS.sgemm(transposeA: false, transposeB: true, m: og, n: k, k: columns, a: a, lda: lda,
+                           b: b, ldb: ldb, beta: beta, c: gw + gr * og * k, ldc: k)
             }
-            n0 += cnt
         }
     }
 }

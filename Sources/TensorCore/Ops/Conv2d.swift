@@ -67,3 +67,17 @@ public func convTranspose2d(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, strid
     guard let bias else { return y }
     return y + bias.reshaped([1, cout, 1, 1])
 }
+
+/// The input gradient of `conv2d(x, w, stride, padding, groups)` for an input of `inputShape`
+/// (a transposed convolution). Differentiable.
+public func conv2dBackwardInput(_ gradOutput: Tensor, weight: Tensor, inputShape: [Int], stride: (Int, Int) = (1, 1),
+                                padding: (Int, Int) = (0, 0), groups: Int = 1) -> Tensor {
+    conv2dInputGrad(gradOutput, weight, ConvGeometry(input: inputShape, weight: weight.shape, stride: stride, padding: padding, groups: groups))
+}
+
+/// The weight gradient of `conv2d(x, w, stride, padding, groups)` for a weight of
+/// `weightShape`. Differentiable.
+public func conv2dBackwardWeight(_ input: Tensor, gradOutput: Tensor, weightShape: [Int], stride: (Int, Int) = (1, 1),
+                                 padding: (Int, Int) = (0, 0), groups: Int = 1) -> Tensor {
+    conv2dWeightGrad(input, gradOutput, ConvGeometry(input: input.shape, weight: weightShape, stride: stride, padding: padding, groups: groups))
+}

@@ -11,11 +11,14 @@ public func modulatedConv2d(_ x: Tensor, weight: Tensor, styles: Tensor, noise: 
     guard styles.shape == [batch, inChannels] else { shapeFailure("modulated_conv2d: styles \(styles.shape), expected [\(batch), \(inChannels)]") }
     var w: Tensor? = nil
     var dcoefs: Tensor? = nil
-    if demodulate || fusedModconv {
+    if fusedModconv {
         w = weight.unsqueezed(0) * styles.reshaped([batch, 1, inChannels, 1, 1])  // [N, O, I, kh, kw]
     }
     if demodulate {
-        dcoefs = ((w! * w!).sum(dims: [2, 3, 4]) + 1e-8).rsqrt()  // [N, O]
+        // sum_{i,a,b} (weight[o,i,a,b] styles[n,i])^2 = sum_i styles[n,i]^2 sum_{a,b} weight[o,i,a,b]^2:
+        // a [N, I] x [I, O] product instead of materialising the [N, O, I, kh, kw] weights.
+        let weightEnergy = weight.square().sum(dims: [2, 3])  // [O, I]
+        dcoefs = (matmul(styles.square(), weightEnergy, transposeB: true) + 1e-8).rsqrt()  // [N, O]
     }
     if demodulate && fusedModconv {
         w = w! * dcoefs!.reshaped([batch, outChannels, 1, 1, 1])
