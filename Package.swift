@@ -7,6 +7,7 @@
 //   C shims             CMPIShim (MPI calls Swift cannot import) CImageCodecs (setjmp-safe codecs)
 //   Swift foundations   Common LinearAlgebra Communication ImageCodecs Zstd SafeTensors
 //   Tensor core         TensorCore (tensors, autograd, operators, kernels)
+//   Models              NN (modules, layers) Models (ResNet, StyleGAN2, VisCoIN, Inception, LPIPS)
 //   CLI                 ViscoinCLI (the `viscoin` executable)
 import PackageDescription
 
@@ -42,6 +43,10 @@ let package = Package(
         // Tensor core: tensors, autograd with higher-order gradients, CPU kernels.
         .target(name: "TensorCore", dependencies: ["LinearAlgebra", "SafeTensors", "Common"]),
 
+        // Modules with PyTorch state-dict names, and the models built from them.
+        .target(name: "NN", dependencies: ["TensorCore", "SafeTensors"]),
+        .target(name: "Models", dependencies: ["NN", "TensorCore", "SafeTensors", "Common"]),
+
         // Helpers shared by the test targets (golden cases, tolerances, pgen).
         .target(name: "TestSupport", dependencies: ["TensorCore", "SafeTensors", "Common"]),
 
@@ -60,6 +65,7 @@ let package = Package(
             dependencies: ["Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors"]
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common"]),
+        .testTarget(name: "ModelTests", dependencies: ["Models", "NN", "TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Common"]),
     ]
 )

@@ -135,3 +135,68 @@ public struct GoldenError: Error, CustomStringConvertible {
     public init(message: String) { self.message = message }
     public var description: String { message }
 }
+
+extension GoldenCase {
+    /// Values for the given state-dict keys (stored `param.<prefix><key>` or pgen), keyed without
+    /// the prefix. Integer buffers (num_batches_tracked) are skipped.
+    public func stateDict(keys: [String], prefix: String = "") throws -> [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for key in keys where !key.hasSuffix("num_batches_tracked") {
+            out[key] = try parameter(prefix + key)
+        }
+        return out
+    }
+
+    /// Checks `pgen_sample.<key>` (first 8 generated values) against our pgen for every key.
+    public func checkPgenSamples() -> [String] {
+        var failures: [String] = []
+        for key in keys(withPrefix: "pgen_sample.") {
+            let name = String(key.dropFirst("pgen_sample.".count))
+            do {
+                let sample = try tensor(key).toArray()
+                let ours = Array(try parameter(name).toArray().prefix(sample.count))
+                if ours != sample { failures.append("\(self.name): pgen of \(name) differs from its stored sample") }
+            } catch {
+                failures.append("\(self.name): \(error)")
+            }
+        }
+        return failures
+    }
+}
+
+/// A state-dict manifest (golden/manifests/*.json): ordered (key, shape, dtype, kind).
+public struct Manifest {
+    public struct Entry: Equatable, CustomStringConvertible {
+        public let key: String
+        public let shape: [Int]
+        public let dtype: String
+        public let kind: String
+        public init(key: String, shape: [Int], dtype: String, kind: String) {
+            self.key = key
+            self.shape = shape
+            self.dtype = dtype
+            self.kind = kind
+        }
+        public var description: String { "\(key) \(shape) \(dtype) \(kind)" }
+    }
+    public let entries: [Entry]
+
+    public init(_ name: String) throws {
+        let json = try JSONValue.parse(try Files.read("\(goldenDirectory)/manifests/\(name).json"))
+        entries = (json["state_dict"]?.arrayValue ?? []).map { e in
+            Entry(key: e["key"]?.stringValue ?? "", shape: (e["shape"]?.arrayValue ?? []).compactMap { $0.intValue.map(Int.init) },
+                  dtype: e["dtype"]?.stringValue ?? "", kind: e["kind"]?.stringValue ?? "")
+        }
+    }
+
+    /// Differences between the manifest and our entries (empty when equal, order included).
+    public func differences(from ours: [Entry]) -> [String] {
+        var out: [String] = []
+        if ours.count != entries.count { out.append("entry count: ours \(ours.count), manifest \(entries.count)") }
+        for (i, (a, b)) in zip(ours, entries).enumerated() where a != b {
+            out.append("entry \(i): ours \(a), manifest \(b)")
+            if out.count > 10 { break }
+        }
+        return out
+    }
+}
