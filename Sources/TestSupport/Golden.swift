@@ -200,3 +200,11 @@ public struct Manifest {
         return out
     }
 }
+
+extension Dictionary where Key == String, Value == Tensor {
+    /// The tensor under `key`, or an error naming it.
+    public func get(_ key: String) throws -> Tensor {
+        guard let t = self[key] else { throw GoldenError(message: "missing tensor \(key)") }
+        return t
+    }
+}

@@ -42,13 +42,6 @@ func runOpCase(_ name: String, outliers: Int = 0, _ body: (GoldenCase, [String: 
     return failures
 }
 
-extension Dictionary where Key == String, Value == Tensor {
-    func get(_ key: String) throws -> Tensor {
-        guard let t = self[key] else { throw GoldenError(message: "missing tensor \(key)") }
-        return t
-    }
-}
-
 extension JSONValue {
     var int: Int? { intValue.map { Int($0) } }
     var float: Float? { doubleValue.map { Float($0) } }
