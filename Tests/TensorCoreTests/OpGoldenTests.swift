@@ -6,42 +6,6 @@ import Testing
 import TensorCore
 import TestSupport
 
-/// Runs an op case: `body` maps the loaded tensors (keys "input.x", "param.weight", ...) to
-/// outputs (keys "output.y", ...).
-func runOpCase(_ name: String, outliers: Int = 0, _ body: (GoldenCase, [String: Tensor]) throws -> [String: Tensor]) throws -> [String] {
-    let golden = try GoldenCase(name)
-    var tensors: [String: Tensor] = [:]
-    for key in golden.file.names where key.hasPrefix("input.") || key.hasPrefix("param.") {
-        let t = try golden.tensor(key)
-        if golden.has("grad.\(key)") { t.requiresGrad = true }
-        tensors[key] = t
-    }
-    let outputs = try body(golden, tensors)
-    var failures: [String] = []
-    for (key, value) in outputs where golden.has(key) {
-        if let f = golden.check(key, value) { failures.append(f) }
-    }
-    // loss = sum_k sum(output.k * input.R.k)
-    var loss: Tensor? = nil
-    for (key, value) in outputs {
-        let rKey = "input.R." + key.dropFirst("output.".count)
-        guard golden.has(rKey) else { continue }
-        let term = (value * (try golden.tensor(rKey)).reshaped(value.shape)).sum()
-        loss = loss.map { $0 + term } ?? term
-    }
-    if let loss, loss.requiresGrad { loss.backward() }
-    for key in golden.keys(withPrefix: "grad.") {
-        let source = String(key.dropFirst("grad.".count))
-        guard let t = tensors[source] else { failures.append("\(name): no tensor for \(key)"); continue }
-        if let f = golden.check(key, t.grad ?? Tensor.zeros(t.shape), outliers: outliers) { failures.append(f) }
-    }
-    for key in golden.keys(withPrefix: "state_after.") {
-        let source = "param." + key.dropFirst("state_after.".count)
-        if let f = golden.check(key, tensors[source]) { failures.append(f) }
-    }
-    return failures
-}
-
 extension JSONValue {
     var int: Int? { intValue.map { Int($0) } }
     var float: Float? { doubleValue.map { Float($0) } }
