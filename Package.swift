@@ -46,9 +46,10 @@ let package = Package(
         // Modules with PyTorch state-dict names, and the models built from them.
         .target(name: "NN", dependencies: ["TensorCore", "SafeTensors"]),
         .target(name: "Models", dependencies: ["NN", "TensorCore", "SafeTensors", "Common"]),
+        .target(name: "Metrics", dependencies: ["Models", "TensorCore", "LinearAlgebra", "Communication"]),
 
         // Helpers shared by the test targets (golden cases, tolerances, pgen).
-        .target(name: "TestSupport", dependencies: ["TensorCore", "SafeTensors", "Common"]),
+        .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "SafeTensors", "Common"]),
 
         // The command-line tool.
         .executableTarget(
@@ -65,7 +66,7 @@ let package = Package(
             dependencies: ["Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors"]
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common"]),
-        .testTarget(name: "ModelTests", dependencies: ["Models", "NN", "TensorCore", "TestSupport", "Common"]),
+        .testTarget(name: "ModelTests", dependencies: ["Models", "Metrics", "NN", "TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Common"]),
     ]
 )

@@ -17,16 +17,7 @@ public func runOpCase(_ name: String, outliers: Int = 0, _ body: (GoldenCase, [S
     for (key, value) in outputs where golden.has(key) {
         if let f = golden.check(key, value) { failures.append(f) }
     }
-    // loss = sum_k sum(output.k * input.R.k)
-    var loss: Tensor? = nil
-    for (key, value) in outputs {
-        let rKey = "input.R." + key.dropFirst("output.".count)
-        guard golden.has(rKey) else { continue }
-        let term = (value * (try golden.tensor(rKey)).reshaped(value.shape)).sum()
-        loss = loss.map { $0 + term } ?? term
-    }
-    // Cases whose gradients are of a scalar loss value itself (no random cotangent stored).
-    if loss == nil, let value = outputs["output.loss"], value.count == 1 { loss = value }
+    let loss = try goldenLoss(golden, outputs)
     if let loss, loss.requiresGrad { loss.backward() }
     for key in golden.keys(withPrefix: "grad.") {
         let source = String(key.dropFirst("grad.".count))
@@ -40,3 +31,17 @@ public func runOpCase(_ name: String, outliers: Int = 0, _ body: (GoldenCase, [S
     return failures
 }
 
+
+/// The scalar whose gradients a golden case stores: sum_k sum(output.k * input.R.k), or the
+/// scalar `output.loss` itself when the case has no random cotangents.
+public func goldenLoss(_ golden: GoldenCase, _ outputs: [String: Tensor]) throws -> Tensor? {
+    var loss: Tensor? = nil
+    for (key, value) in outputs.sorted(by: { $0.key < $1.key }) {
+        let rKey = "input.R." + key.dropFirst("output.".count)
+        guard golden.has(rKey) else { continue }
+        let term = (value * (try golden.tensor(rKey)).reshaped(value.shape)).sum()
+        loss = loss.map { $0 + term } ?? term
+    }
+    if loss == nil, let value = outputs["output.loss"], value.count == 1 { loss = value }
+    return loss
+}

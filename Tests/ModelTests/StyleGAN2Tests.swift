@@ -7,43 +7,6 @@ import Testing
 import TensorCore
 import TestSupport
 
-/// Loads a module's parameters from a golden case (strict), then runs `body` with the inputs
-/// (those with stored gradients require grad), backpropagates sum(output * R) and compares
-/// outputs, input gradients and parameter gradients.
-func runModuleCase(_ name: String, module: Module, outliers: Int = 0,
-                   _ body: (GoldenCase, [String: Tensor]) throws -> [String: Tensor]) throws -> [String] {
-    let golden = try GoldenCase(name)
-    try module.load(golden.stateDict(keys: module.stateDict().map(\.key)))
-    var inputs: [String: Tensor] = [:]
-    for key in golden.keys(withPrefix: "input.") where !key.hasPrefix("input.R.") {
-        let t = try golden.tensor(key)
-        if golden.has("grad.\(key)") { t.requiresGrad = true }
-        inputs[key] = t
-    }
-    let outputs = try body(golden, inputs)
-    var failures = outputs.compactMap { golden.has($0.key) ? golden.check($0.key, $0.value) : nil }
-    var loss: Tensor? = nil
-    for (key, value) in outputs {
-        let r = "input.R." + key.dropFirst("output.".count)
-        guard golden.has(r) else { continue }
-        let term = (value * (try golden.tensor(r))).sum()
-        loss = loss.map { $0 + term } ?? term
-    }
-    loss?.backward()
-    for (key, t) in inputs where golden.has("grad.\(key)") {
-        if let f = golden.check("grad.\(key)", t.grad ?? Tensor.zeros(t.shape), outliers: outliers) { failures.append(f) }
-    }
-    let grads = parameterGrads(module)
-    for key in golden.keys(withPrefix: "grad.param.") {
-        if let f = golden.check(key, grads[String(key.dropFirst("grad.param.".count))], outliers: outliers) { failures.append(f) }
-    }
-    let state = Dictionary(uniqueKeysWithValues: module.stateDict().map { ($0.key, $0.tensor) })
-    for key in golden.keys(withPrefix: "state_after.") {
-        if let f = golden.check(key, state[String(key.dropFirst("state_after.".count))]) { failures.append(f) }
-    }
-    return failures
-}
-
 @Suite struct StyleGAN2LayerTests {
     let rng = RandomGenerator(seed: 1)
     let sqrtHalf = Float(0.5.squareRoot())
