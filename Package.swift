@@ -55,7 +55,7 @@ let package = Package(
         .executableTarget(
             name: "ViscoinCLI",
             dependencies: [
-                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore",
+                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Metrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -54,8 +54,10 @@ viscoin_build_release() {
 
 # OpenBLAS 0.3.21 does not recognise recent Xeons and falls back to slow generic kernels;
 # choose the AVX-512 kernels when the CPU has them (the binary also does this by re-exec).
+# Idle OpenBLAS threads sleep at once instead of spinning on the core our kernels need.
 viscoin_blas_coretype() {
     if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q -w avx512f /proc/cpuinfo 2>/dev/null; then
         export OPENBLAS_CORETYPE=SkylakeX
     fi
+    export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
 }

@@ -176,3 +176,44 @@ public enum ImageCodec {
             (String(cString: vcodec_tiff_version()).split(separator: "\n").first.map(String.init) ?? "libtiff")
     }
 }
+
+/// Image files of a directory tree.
+public enum ImageFolder {
+    /// Paths (relative to `root`) of every PNG/JPEG/TIFF file under `root`, sorted by relative
+    /// path (plain string order, as stylegan2-ada's dataset tool).
+    public static func list(_ root: String) throws -> [String] {
+        guard Files.isDirectory(root) else { throw ImageError(source: root, reason: "is not a directory") }
+        var out: [String] = []
+        func walk(_ relative: String) throws {
+            let dir = relative.isEmpty ? root : "\(root)/\(relative)"
+            for name in try Files.list(dir) where !name.hasPrefix(".") {
+                let rel = relative.isEmpty ? name : "\(relative)/\(name)"
+                if Files.isDirectory("\(root)/\(rel)") {
+                    try walk(rel)
+                } else if ImageFormat.fromExtension(name) != nil {
+                    out.append(rel)
+                }
+            }
+        }
+        try walk("")
+        return out.sorted()
+    }
+}
+
+extension RGBImage {
+    /// A grid of equally sized images, `columns` wide (black background).
+    public static func grid(_ images: [RGBImage], columns: Int) -> RGBImage? {
+        guard let first = images.first else { return nil }
+        let cols = max(1, min(columns, images.count)), rows = (images.count + cols - 1) / cols
+        let w = first.width, h = first.height
+        var pixels = [UInt8](repeating: 0, count: cols * w * rows * h * 3)
+        for (i, image) in images.enumerated() where image.width == w && image.height == h {
+            let ox = (i % cols) * w, oy = (i / cols) * h
+            for y in 0..<h {
+                let dst = ((oy + y) * cols * w + ox) * 3
+                pixels.replaceSubrange(dst..<(dst + w * 3), with: image.pixels[(y * w * 3)..<((y + 1) * w * 3)])
+            }
+        }
+        return RGBImage(width: cols * w, height: rows * h, pixels: pixels)
+    }
+}

@@ -78,16 +78,30 @@ import Glibc
 #endif
 
 extension BLAS {
-    /// OpenBLAS 0.3.21 does not recognise recent Xeons (e.g. family 6 model 207) and falls back
-    /// to its generic "Prescott" kernels, 2-3x slower than its AVX-512 kernels on the same CPU.
-    /// The kernel family is chosen when the library loads, from OPENBLAS_CORETYPE; so when the
-    /// fallback happened on a CPU with AVX-512 and the variable is unset, this re-executes the
-    /// program with OPENBLAS_CORETYPE=SkylakeX (measured fastest here). Call it first in main.
-    public static func reexecWithOptimizedKernelsIfNeeded() {
-        guard getenv("OPENBLAS_CORETYPE") == nil, coreType == "Prescott", cpuFlags.contains("avx512f") else { return }
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+    /// OpenBLAS reads two settings when the library loads, so they must be in the environment
+    /// before the process starts; this re-executes the program once with them when missing:
+    /// - OPENBLAS_CORETYPE: OpenBLAS 0.3.21 does not recognise recent Xeons (e.g. family 6 model
+    ///   207) and falls back to its generic "Prescott" kernels, 2-3x slower than its AVX-512
+    ///   kernels; on such a CPU with AVX-512 we select "SkylakeX" (measured fastest here).
+    /// - OPENBLAS_THREAD_TIMEOUT=4: idle OpenBLAS worker threads sleep almost at once instead of
+    ///   spinning in sched_yield for ~0.1 s, which stole the second core from our own kernels
+    ///   between GEMMs (measured: ResNet-50 training step 2.9 -> 3.5 images/s).
+    /// Call it first in main. Set VISCOIN_NO_REEXEC=1 to disable.
+    public static func reexecWithTunedSettingsIfNeeded() {
+        guard getenv("VISCOIN_NO_REEXEC") == nil else { return }
+        var changed = false
+        if getenv("OPENBLAS_CORETYPE") == nil, coreType == "Prescott", cpuFlags.contains("avx512f") {
+            setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
+            changed = true
+        }
+        if getenv("OPENBLAS_THREAD_TIMEOUT") == nil {
+            setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)
+            changed = true
+        }
+        guard changed else { return }
+        setenv("VISCOIN_NO_REEXEC", "1", 1)  // never loop
         execv("/proc/self/exe", CommandLine.unsafeArgv)
-        // execv only returns on failure: carry on with the generic kernels.
+        // execv only returns on failure: carry on with the current settings.
     }
 
     /// CPU feature flags from /proc/cpuinfo.

@@ -28,6 +28,16 @@ public final class FeatureStatistics {
         sumOfProducts = [Double](repeating: 0, count: dimension * dimension)
     }
 
+    /// Statistics restored from saved sums.
+    public init(dimension: Int, sum: [Double], sumOfProducts: [Double], count: Int) {
+        self.dimension = dimension
+        self.sum = sum
+        self.sumOfProducts = sumOfProducts
+        self.count = count
+        keepFeatures = false
+        maxItems = nil
+    }
+
     /// Adds a batch of features [N, D] (rows beyond `maxItems` are dropped).
     public func append(_ batch: Tensor) {
         guard batch.rank == 2, batch.shape[1] == dimension else { shapeFailure("features \(batch.shape) for dimension \(dimension)") }

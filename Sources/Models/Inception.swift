@@ -23,7 +23,7 @@ final class BasicConv2d: Module {
         self.init(i, o, kernel: (k, k), stride: stride, padding: (padding, padding), generator: generator)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor { bn(conv(x)).relu() }
+    func callAsFunction(_ x: Tensor) -> Tensor { bn(conv(x), relu: true) }
 }
 
 /// An Inception block: named branches, evaluated in registration order and concatenated.

@@ -61,10 +61,7 @@ final class ResNetConvLayer: Module {
         child("normalization", normalization)
     }
 
-    func callAsFunction(_ x: Tensor) -> Tensor {
-        let y = normalization(convolution(x))
-        return activation ? y.relu() : y
-    }
+    func callAsFunction(_ x: Tensor) -> Tensor { normalization(convolution(x), relu: activation) }
 }
 
 /// 1x1 projection shortcut: `convolution`, `normalization`.
@@ -114,7 +111,7 @@ final class ResNetResidualLayer: Module {
     func callAsFunction(_ x: Tensor) -> Tensor {
         var h = x
         for l in layers.items { h = l(h) }
-        return (h + (shortcut.map { $0(x) } ?? x)).relu()
+        return addRelu(h, shortcut.map { $0(x) } ?? x)
     }
 }
 

@@ -80,10 +80,11 @@ public final class BatchNorm2d: Module {
 
     /// Batch statistics in training mode (updating the running ones), running statistics in
     /// evaluation mode.
-    public func callAsFunction(_ x: Tensor) -> Tensor {
+    /// `relu`: fuse the ReLU that follows (same result as `.relu()` on the output).
+    public func callAsFunction(_ x: Tensor, relu: Bool = false) -> Tensor {
         if isTraining { numBatchesTracked.data[0] += 1 }
         return batchNorm(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                         training: isTraining, momentum: momentum, eps: eps)
+                         training: isTraining, momentum: momentum, eps: eps, relu: relu)
     }
 }
 

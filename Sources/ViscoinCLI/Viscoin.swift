@@ -6,7 +6,7 @@ import LinearAlgebra
 @main
 enum ViscoinMain {
     static func main() {
-        BLAS.reexecWithOptimizedKernelsIfNeeded()
+        BLAS.reexecWithTunedSettingsIfNeeded()
         Viscoin.main()
     }
 }
@@ -20,6 +20,7 @@ struct Viscoin: ParsableCommand {
               launch/run -n 2 -- demo
             See README.md for the pipeline, cluster use and file formats.
             """,
-        subcommands: [EnvCommand.self, BenchCommand.self, DemoCommand.self, SelfTestCommand.self]
+        subcommands: [EnvCommand.self, ConvertCommand.self, InspectCommand.self, GenerateCommand.self, FIDCommand.self,
+                      BenchCommand.self, DemoCommand.self, SelfTestCommand.self]
     )
 }

@@ -11,21 +11,55 @@
 import Glibc
 #endif
 
-/// One recorded operation.
+/// Where the gradient of one input of an operation goes: the operation that produced the
+/// input (a non-leaf tensor), or the input itself when it is a leaf. Edges hold graph nodes,
+/// not tensors, so an intermediate tensor lives only as long as a backward rule saves it.
+enum GradEdge {
+    case node(GradNode)
+    case leaf(Tensor)
+    case none
+
+    var identity: ObjectIdentifier? {
+        switch self {
+        case .node(let n): return ObjectIdentifier(n)
+        case .leaf(let t): return ObjectIdentifier(t)
+        case .none: return nil
+        }
+    }
+}
+
+/// One recorded operation (it produced exactly one tensor).
 public final class GradNode {
     /// Operation name (for error messages and graph dumps).
     public let name: String
-    /// Inputs of the operation, in the order the backward rule returns their gradients.
-    public private(set) var inputs: [Tensor]
+    /// Shape of the tensor this operation produced.
+    public let shape: [Int]
+    /// One edge per input, in the order the backward rule returns gradients.
+    private(set) var edges: [GradEdge]
     /// Index of the input that is a weight, for `noWeightGradients`.
     public let weightInput: Int?
-    private var rule: ((Tensor, [Bool]) -> [Tensor?])?
+    /// The output's storage, kept only for rules that need the output (exp, sigmoid, ...).
+    private var savedOutput: TensorStorage?
+    private var rule: ((Tensor, [Bool], GradNode) -> [Tensor?])?
 
-    init(name: String, inputs: [Tensor], weightInput: Int?, rule: @escaping (Tensor, [Bool]) -> [Tensor?]) {
+    init(name: String, shape: [Int], edges: [GradEdge], weightInput: Int?, savedOutput: TensorStorage?,
+         rule: @escaping (Tensor, [Bool], GradNode) -> [Tensor?]) {
         self.name = name
-        self.inputs = inputs
+        self.shape = shape
+        self.edges = edges
         self.weightInput = weightInput
+        self.savedOutput = savedOutput
         self.rule = rule
+    }
+
+    /// The saved output as a tensor whose producing node is this one, so that a gradient written
+    /// with it stays differentiable (second order) without a reference cycle.
+    func output() -> Tensor {
+        guard let savedOutput else { fatalError("autograd: '\(name)' did not save its output") }
+        let t = Tensor(shape: shape, sharing: savedOutput)
+        t.requiresGrad = true
+        t.gradNode = self
+        return t
     }
 
     /// Gradients of the inputs given the output gradient; `needs[i]` says whether input `i`'s
@@ -34,13 +68,14 @@ public final class GradNode {
         guard let rule else {
             fatalError("autograd: the graph of '\(name)' was already released by a previous backward pass; pass retainGraph: true to differentiate it twice")
         }
-        return rule(gradOutput, needs)
+        return rule(gradOutput, needs, self)
     }
 
     /// Drops the saved tensors and the rule.
     func release() {
         rule = nil
-        inputs = []
+        savedOutput = nil
+        edges = []
     }
 }
 
@@ -113,11 +148,45 @@ extension Tensor {
     @inline(__always) @discardableResult
     func recorded(_ name: String, _ inputs: [Tensor], weightInput: Int? = nil,
                   _ rule: @escaping (_ gradOutput: Tensor, _ needs: [Bool]) -> [Tensor?]) -> Tensor {
+        attach(name, inputs, weightInput: weightInput, savesOutput: false) { g, needs, _ in rule(g, needs) }
+    }
+
+    /// Like `recorded`, for rules that need the operation's output: the rule receives it as a
+    /// graph-connected tensor (its storage is kept by the node, without a reference cycle).
+    @inline(__always) @discardableResult
+    func recordedWithOutput(_ name: String, _ inputs: [Tensor],
+                            _ rule: @escaping (_ gradOutput: Tensor, _ needs: [Bool], _ output: Tensor) -> [Tensor?]) -> Tensor {
+        attach(name, inputs, weightInput: nil, savesOutput: true) { g, needs, node in rule(g, needs, node.output()) }
+    }
+
+    /// Saves the output only when `condition` holds (the rule then receives it, else nil).
+    @inline(__always) @discardableResult
+    func recordedSavingOutput(if condition: Bool, _ name: String, _ inputs: [Tensor],
+                              _ rule: @escaping (_ gradOutput: Tensor, _ needs: [Bool], _ output: Tensor?) -> [Tensor?]) -> Tensor {
+        attach(name, inputs, weightInput: nil, savesOutput: condition) { g, needs, node in rule(g, needs, condition ? node.output() : nil) }
+    }
+
+    @inline(__always) @discardableResult
+    private func attach(_ name: String, _ inputs: [Tensor], weightInput: Int?, savesOutput: Bool,
+                        _ rule: @escaping (Tensor, [Bool], GradNode) -> [Tensor?]) -> Tensor {
         if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
             requiresGrad = true
-            gradNode = GradNode(name: name, inputs: inputs, weightInput: weightInput, rule: rule)
+            let edges: [GradEdge] = inputs.map { input in
+                guard input.requiresGrad else { return .none }
+                if let node = input.gradNode { return .node(node) }
+                return .leaf(input)
+            }
+            gradNode = GradNode(name: name, shape: shape, edges: edges, weightInput: weightInput,
+                                savedOutput: savesOutput ? storage : nil, rule: rule)
         }
         return self
+    }
+
+    /// The graph vertex of this tensor: its producing node, or itself as a leaf.
+    var gradEdge: GradEdge {
+        guard requiresGrad else { return .none }
+        if let node = gradNode { return .node(node) }
+        return .leaf(self)
     }
 }
 
@@ -126,10 +195,10 @@ public enum Autograd {
     /// `inputs`. An input the outputs do not depend on gets nil.
     public static func grad(of outputs: [Tensor], wrt inputs: [Tensor], gradOutputs: [Tensor]? = nil,
                             createGraph: Bool = false, retainGraph: Bool? = nil) -> [Tensor?] {
-        let targets = Set(inputs.map { ObjectIdentifier($0) })
+        let targets = Set(inputs.compactMap { $0.gradEdge.identity })
         let result = run(outputs: outputs, gradOutputs: gradOutputs, targets: targets, accumulateLeaves: false,
                          createGraph: createGraph, retainGraph: retainGraph ?? createGraph)
-        return inputs.map { result[ObjectIdentifier($0)] }
+        return inputs.map { input in input.gradEdge.identity.flatMap { result[$0] }.map { $0.shape == input.shape ? $0 : $0.reshaped(input.shape) } }
     }
 
     /// Accumulates d outputs / d leaf into every leaf's `.grad`.
@@ -140,76 +209,91 @@ public enum Autograd {
 
     private static func run(outputs: [Tensor], gradOutputs: [Tensor]?, targets: Set<ObjectIdentifier>?,
                             accumulateLeaves: Bool, createGraph: Bool, retainGraph: Bool) -> [ObjectIdentifier: Tensor] {
-        // 1. Topological order (inputs before outputs) by iterative depth-first search.
-        var order: [Tensor] = []
+        // 1. Topological order of the graph vertices (inputs before outputs), iterative DFS.
+        var order: [GradEdge] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Int)] = []
-        for root in outputs where root.requiresGrad {
-            if visited.insert(ObjectIdentifier(root)).inserted { stack.append((root, 0)) }
-            while let (tensor, next) = stack.last {
-                let inputs = tensor.gradNode?.inputs ?? []
-                if next < inputs.count {
+        var stack: [(GradEdge, Int)] = []
+        for root in outputs {
+            let edge = root.gradEdge
+            guard let id = edge.identity, visited.insert(id).inserted else { continue }
+            stack.append((edge, 0))
+            while let (vertex, next) = stack.last {
+                var edges: [GradEdge] = []
+                if case .node(let n) = vertex { edges = n.edges }
+                if next < edges.count {
                     stack[stack.count - 1].1 = next + 1
-                    let child = inputs[next]
-                    if child.requiresGrad && visited.insert(ObjectIdentifier(child)).inserted { stack.append((child, 0)) }
+                    let child = edges[next]
+                    if let cid = child.identity, visited.insert(cid).inserted { stack.append((child, 0)) }
                 } else {
-                    order.append(tensor)
+                    order.append(vertex)
                     stack.removeLast()
                 }
             }
         }
 
-        // 2. Which tensors lead to something we want a gradient for.
+        // 2. Which vertices lead to something we want a gradient for.
         var needed = Set<ObjectIdentifier>()
-        for t in order {
-            let id = ObjectIdentifier(t)
-            let wanted: Bool
-            if let targets { wanted = targets.contains(id) } else { wanted = t.gradNode == nil && t.requiresGrad }
-            if wanted || (t.gradNode?.inputs.contains { needed.contains(ObjectIdentifier($0)) } ?? false) {
-                needed.insert(id)
+        for v in order {
+            let id = v.identity!
+            var wanted: Bool
+            switch v {
+            case .leaf: wanted = targets?.contains(id) ?? true
+            case .node(let n):
+                wanted = targets?.contains(id) ?? false
+                if !wanted { wanted = n.edges.contains { e in e.identity.map { needed.contains($0) } ?? false } }
+            case .none: wanted = false
             }
+            if wanted { needed.insert(id) }
         }
 
         // 3. Seed the output gradients.
         var grads: [ObjectIdentifier: Tensor] = [:]
         var owned = Set<ObjectIdentifier>()  // accumulation buffers this pass created (safe to add into)
-        for (i, out) in outputs.enumerated() where out.requiresGrad {
+        for (i, out) in outputs.enumerated() {
+            guard let id = out.gradEdge.identity else { continue }
             let seed = gradOutputs.map { $0[i] } ?? Tensor.ones(out.shape)
-            guard seed.shape.elementCount == out.count else { shapeFailure("gradOutput \(seed.shape) for output \(out.shape)") }
-            accumulate(&grads, &owned, out, seed, createGraph: createGraph)
+            guard seed.count == out.count else { shapeFailure("gradOutput \(seed.shape) for output \(out.shape)") }
+            accumulate(&grads, &owned, id, seed.shape == out.shape ? seed : seed.reshaped(out.shape), createGraph: createGraph)
         }
 
         // 4. Reverse sweep.
-        let result: [ObjectIdentifier: Tensor] = withGradMode(createGraph) {
+        return withGradMode(createGraph) {
             var result: [ObjectIdentifier: Tensor] = [:]
-            for t in order.reversed() {
-                let id = ObjectIdentifier(t)
+            for v in order.reversed() {
+                let id = v.identity!
                 guard let g = grads[id] else { continue }
                 if let targets, targets.contains(id) { result[id] = g }
-                if let node = t.gradNode {
-                    var needs = node.inputs.map { $0.requiresGrad && needed.contains(ObjectIdentifier($0)) }
+                switch v {
+                case .node(let node):
+                    var needs = node.edges.map { e in e.identity.map { needed.contains($0) } ?? false }
                     if !GradMode.weightGradientsEnabled, let w = node.weightInput { needs[w] = false }
                     if needs.contains(true) {
                         let inputGrads = node.apply(g, needs: needs)
-                        for (i, input) in node.inputs.enumerated() where needs[i] {
-                            if let ig = inputGrads[i] { accumulate(&grads, &owned, input, ig, createGraph: createGraph) }
+                        for (i, edge) in node.edges.enumerated() where needs[i] {
+                            guard let ig = inputGrads[i], let eid = edge.identity else { continue }
+                            let shape: [Int]
+                            switch edge {
+                            case .node(let n): shape = n.shape
+                            case .leaf(let t): shape = t.shape
+                            case .none: continue
+                            }
+                            accumulate(&grads, &owned, eid, ig.shape == shape ? ig : ig.reshaped(shape), createGraph: createGraph)
                         }
                     }
                     if !retainGraph { node.release() }
-                } else if accumulateLeaves {
-                    accumulateLeafGrad(t, g, createGraph: createGraph)
+                case .leaf(let leaf):
+                    if accumulateLeaves { accumulateLeafGrad(leaf, g, createGraph: createGraph) }
+                case .none:
+                    break
                 }
                 if targets?.contains(id) != true { grads[id] = nil }
             }
             return result
         }
-        return result
     }
 
     private static func accumulate(_ grads: inout [ObjectIdentifier: Tensor], _ owned: inout Set<ObjectIdentifier>,
-                                   _ tensor: Tensor, _ g: Tensor, createGraph: Bool) {
-        let id = ObjectIdentifier(tensor)
-        let g = g.shape == tensor.shape ? g : g.reshaped(tensor.shape)
+                                   _ id: ObjectIdentifier, _ g: Tensor, createGraph: Bool) {
         guard let existing = grads[id] else {
             grads[id] = g
             return
@@ -219,8 +303,7 @@ public enum Autograd {
         } else if owned.contains(id) {
             existing.addInPlace(g)
         } else {
-            let sum = noGrad { existing + g }
-            grads[id] = sum
+            grads[id] = noGrad { existing + g }
             owned.insert(id)
         }
     }

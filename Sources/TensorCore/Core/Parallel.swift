@@ -44,6 +44,7 @@ public enum Parallel {
     /// Splits `0..<count` into at most `threadCount` contiguous ranges of at least `grain`
     /// elements and runs them concurrently. For element-wise work whose result does not depend
     /// on the partition.
+    @inline(__always)
     public static func forRange(_ count: Int, grain: Int = 32_768, _ body: (Range<Int>) -> Void) {
         if count <= 0 { return }
         let parts = min(threadCount, max(1, count / max(1, grain)))

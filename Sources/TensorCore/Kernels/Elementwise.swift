@@ -1,11 +1,10 @@
 // Element-wise kernels: unary maps and broadcasting binary maps over contiguous buffers,
-// multi-threaded over contiguous ranges. The loops run on unsafe pointers so the compiler
-// vectorises them; the closures are inlined into each caller.
+// multi-threaded over contiguous ranges. The kernels are generic over the element function
+// (ElementFunctions.swift), so each specialisation inlines and vectorises its loop.
 
 enum Elementwise {
     /// out[i] = f(x[i]).
-    @inline(__always)
-    static func map(_ x: Tensor, _ f: (Float) -> Float) -> Tensor {
+    static func map<F: UnaryFunction>(_ x: Tensor, _ f: F) -> Tensor {
         let out = Tensor(uninitializedShape: x.shape)
         let src = x.data, dst = out.data
         Parallel.forRange(x.count) { r in
@@ -15,8 +14,7 @@ enum Elementwise {
     }
 
     /// out[i] = f(a[i], b[i]) for equal shapes.
-    @inline(__always)
-    static func zip(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    static func zip<F: BinaryFunction>(_ a: Tensor, _ b: Tensor, _ f: F) -> Tensor {
         guard a.count == b.count else { shapeFailure("element-wise op on \(a.shape) and \(b.shape)") }
         let out = Tensor(uninitializedShape: a.shape)
         let pa = a.data, pb = b.data, dst = out.data
@@ -27,8 +25,7 @@ enum Elementwise {
     }
 
     /// out[i] = f(a[i], b[i], c[i]) for equal element counts.
-    @inline(__always)
-    static func zip3(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: (Float, Float, Float) -> Float) -> Tensor {
+    static func zip3<F: TernaryFunction>(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: F) -> Tensor {
         guard a.count == b.count && a.count == c.count else { shapeFailure("element-wise op on \(a.shape), \(b.shape), \(c.shape)") }
         let out = Tensor(uninitializedShape: a.shape)
         let pa = a.data, pb = b.data, pc = c.data, dst = out.data
@@ -39,8 +36,7 @@ enum Elementwise {
     }
 
     /// Broadcasting binary map (NumPy rules).
-    @inline(__always)
-    static func broadcast(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+    static func broadcast<F: BinaryFunction>(_ a: Tensor, _ b: Tensor, _ f: F) -> Tensor {
         if a.shape == b.shape { return zip(a, b, f) }
         let outShape = broadcastShapes(a.shape, b.shape)
         let out = Tensor(uninitializedShape: outShape)

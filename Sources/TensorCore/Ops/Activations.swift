@@ -7,38 +7,48 @@ import Glibc
 
 /// out = g where ref > 0, else slope * g. Linear in `g`; no gradient to `ref`.
 func maskGradient(_ g: Tensor, reference ref: Tensor, slope: Float) -> Tensor {
-    let out = Elementwise.zip(g, ref) { $1 > 0 ? $0 : slope * $0 }
+    let out = Elementwise.zip(g, ref, Fn.MaskGradient(slope: slope))
     return out.recorded("mask_gradient", [g]) { gg, _ in [maskGradient(gg, reference: ref, slope: slope)] }
 }
 
 extension Tensor {
     /// max(x, 0); the gradient at 0 is 0 (PyTorch).
     public func relu() -> Tensor {
-        let out = Elementwise.map(self) { $0 > 0 ? $0 : 0 }
+        let out = Elementwise.map(self, Fn.Relu())
         return out.recorded("relu", [self]) { g, _ in [maskGradient(g, reference: self, slope: 0)] }
     }
 
     /// x if x > 0 else slope * x; the gradient at 0 is the slope (PyTorch).
     public func leakyRelu(_ slope: Float = 0.01) -> Tensor {
-        Elementwise.map(self) { $0 > 0 ? $0 : slope * $0 }.recorded("leaky_relu", [self]) { g, _ in
+        Elementwise.map(self, Fn.LeakyRelu(slope: slope)).recorded("leaky_relu", [self]) { g, _ in
             [maskGradient(g, reference: self, slope: slope)]
         }
     }
 
     public func sigmoid() -> Tensor {
-        let out = Elementwise.map(self) { 1 / (1 + Glibc.expf(-$0)) }
-        return out.recorded("sigmoid", [self]) { [unowned out] g, _ in [g * out * (1 - out)] }
+        let out = Elementwise.map(self, Fn.Sigmoid())
+        return out.recordedWithOutput("sigmoid", [self]) { g, _, out in [g * out * (1 - out)] }
     }
 
     public func tanh() -> Tensor {
-        let out = Elementwise.map(self) { Glibc.tanhf($0) }
-        return out.recorded("tanh", [self]) { [unowned out] g, _ in [g * (1 - out * out)] }
+        let out = Elementwise.map(self, Fn.Tanh())
+        return out.recordedWithOutput("tanh", [self]) { g, _, out in [g * (1 - out * out)] }
     }
 
     /// log(1 + exp(x)), returning x where x > 20 (PyTorch's threshold, beta 1).
     public func softplus() -> Tensor {
-        Elementwise.map(self) { $0 > 20 ? $0 : Glibc.log1pf(Glibc.expf($0)) }.recorded("softplus", [self]) { g, _ in
+        Elementwise.map(self, Fn.Softplus()).recorded("softplus", [self]) { g, _ in
             [g * self.sigmoid()]
         }
+    }
+}
+
+/// relu(a + b) for equally shaped tensors (residual connections), in one pass.
+public func addRelu(_ a: Tensor, _ b: Tensor) -> Tensor {
+    guard a.shape == b.shape else { shapeFailure("addRelu of \(a.shape) and \(b.shape)") }
+    let out = Elementwise.zip(a, b, Fn.AddRelu())
+    return out.recordedWithOutput("add_relu", [a, b]) { g, needs, out in
+        let masked = maskGradient(g, reference: out, slope: 0)
+        return [needs[0] ? masked : nil, needs[1] ? masked : nil]
     }
 }

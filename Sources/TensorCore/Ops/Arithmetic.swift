@@ -2,37 +2,41 @@
 // in-place accumulation used by the autograd engine and optimizers. Gradients are summed back
 // over broadcast dimensions (`sumTo`).
 
+// Rules capture only what they need (shapes for + and -), so inputs are not kept alive.
+
 public func + (a: Tensor, b: Tensor) -> Tensor {
-    Elementwise.broadcast(a, b) { $0 + $1 }.recorded("add", [a, b]) { g, needs in
-        [needs[0] ? g.sumTo(a.shape) : nil, needs[1] ? g.sumTo(b.shape) : nil]
+    let aShape = a.shape, bShape = b.shape
+    return Elementwise.broadcast(a, b, Fn.Add()).recorded("add", [a, b]) { g, needs in
+        [needs[0] ? g.sumTo(aShape) : nil, needs[1] ? g.sumTo(bShape) : nil]
     }
 }
 
 public func - (a: Tensor, b: Tensor) -> Tensor {
-    Elementwise.broadcast(a, b) { $0 - $1 }.recorded("sub", [a, b]) { g, needs in
-        [needs[0] ? g.sumTo(a.shape) : nil, needs[1] ? (-g).sumTo(b.shape) : nil]
+    let aShape = a.shape, bShape = b.shape
+    return Elementwise.broadcast(a, b, Fn.Subtract()).recorded("sub", [a, b]) { g, needs in
+        [needs[0] ? g.sumTo(aShape) : nil, needs[1] ? (-g).sumTo(bShape) : nil]
     }
 }
 
 public func * (a: Tensor, b: Tensor) -> Tensor {
-    Elementwise.broadcast(a, b) { $0 * $1 }.recorded("mul", [a, b]) { g, needs in
+    Elementwise.broadcast(a, b, Fn.Multiply()).recorded("mul", [a, b]) { g, needs in
         [needs[0] ? (g * b).sumTo(a.shape) : nil, needs[1] ? (g * a).sumTo(b.shape) : nil]
     }
 }
 
 public func / (a: Tensor, b: Tensor) -> Tensor {
-    Elementwise.broadcast(a, b) { $0 / $1 }.recorded("div", [a, b]) { g, needs in
+    Elementwise.broadcast(a, b, Fn.Divide()).recorded("div", [a, b]) { g, needs in
         [needs[0] ? (g / b).sumTo(a.shape) : nil,
          needs[1] ? (-(g * a) / (b * b)).sumTo(b.shape) : nil]
     }
 }
 
 public prefix func - (a: Tensor) -> Tensor {
-    Elementwise.map(a) { -$0 }.recorded("neg", [a]) { g, _ in [-g] }
+    Elementwise.map(a, Fn.Negate()).recorded("neg", [a]) { g, _ in [-g] }
 }
 
 public func + (a: Tensor, s: Float) -> Tensor {
-    Elementwise.map(a) { $0 + s }.recorded("add_scalar", [a]) { g, _ in [g] }
+    Elementwise.map(a, Fn.AddConstant(c: s)).recorded("add_scalar", [a]) { g, _ in [g] }
 }
 
 public func + (s: Float, a: Tensor) -> Tensor { a + s }
@@ -40,11 +44,11 @@ public func + (s: Float, a: Tensor) -> Tensor { a + s }
 public func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
 
 public func - (s: Float, a: Tensor) -> Tensor {
-    Elementwise.map(a) { s - $0 }.recorded("rsub_scalar", [a]) { g, _ in [-g] }
+    Elementwise.map(a, Fn.SubtractFromConstant(c: s)).recorded("rsub_scalar", [a]) { g, _ in [-g] }
 }
 
 public func * (a: Tensor, s: Float) -> Tensor {
-    Elementwise.map(a) { $0 * s }.recorded("mul_scalar", [a]) { g, _ in [g * s] }
+    Elementwise.map(a, Fn.MulConstant(c: s)).recorded("mul_scalar", [a]) { g, _ in [g * s] }
 }
 
 public func * (s: Float, a: Tensor) -> Tensor { a * s }
@@ -52,7 +56,7 @@ public func * (s: Float, a: Tensor) -> Tensor { a * s }
 public func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
 
 public func / (s: Float, a: Tensor) -> Tensor {
-    let out = Elementwise.map(a) { s / $0 }
+    let out = Elementwise.map(a, Fn.DivideConstant(c: s))
     return out.recorded("rdiv_scalar", [a]) { g, _ in [-(g * s) / (a * a)] }
 }
 

@@ -5,8 +5,8 @@
 // threads); when a graph of the gradient is requested, the backward pass differentiates the
 // same formula written with differentiable operations instead.
 
-/// y = x * scale[c] + shift[c] along dimension 1.
-public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor?) -> Tensor {
+/// y = x * scale[c] + shift[c] along dimension 1 (followed by ReLU when `relu`).
+public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor?, relu: Bool = false) -> Tensor {
     let c = x.shape[1], inner = x.shape[2...].reduce(1, *)
     guard scale.count == c, shift.map({ $0.count == c }) ?? true else { shapeFailure("channelAffine: \(scale.shape) for \(x.shape)") }
     let out = Tensor(uninitializedShape: x.shape)
@@ -16,12 +16,17 @@ public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor?) -> Tensor 
             let ch = row % c
             let a = sc[ch], b = sh.map { $0[ch] } ?? 0
             let s = src + row * inner, d = dst + row * inner
-            for i in 0..<inner { d[i] = s[i] * a + b }
+            if relu {
+                for i in 0..<inner { d[i] = Swift.max(s[i] * a + b, 0) }
+            } else {
+                for i in 0..<inner { d[i] = s[i] * a + b }
+            }
         }
     }
     var inputs = [x, scale]
     if let shift { inputs.append(shift) }
-    return out.recorded("channel_affine", inputs) { g, needs in
+    return out.recordedSavingOutput(if: relu, relu ? "channel_affine_relu" : "channel_affine", inputs) { gradient, needs, out in
+        let g = out.map { maskGradient(gradient, reference: $0, slope: 0) } ?? gradient
         let reduceDims = [0] + Array(2..<x.rank)
         var grads: [Tensor?] = [needs[0] ? channelAffine(g, scale: scale, shift: nil) : nil,
                                 needs[1] ? (g * x).sum(dims: reduceDims) : nil]
@@ -30,8 +35,10 @@ public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor?) -> Tensor 
     }
 }
 
+/// Batch normalisation, optionally fused with the ReLU that follows it (`relu`): one pass
+/// forward, one mask applied inside the backward kernel, and no separate pre-activation tensor.
 public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
-                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
     guard x.rank >= 2 else { shapeFailure("batchNorm expects [N, C, ...], got \(x.shape)") }
     let c = x.shape[1]
     for t in [weight, bias, runningMean, runningVar].compactMap({ $0 }) where t.count != c {
@@ -42,7 +49,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         let invStd = (runningVar.detach() + eps).rsqrt()
         let scale = weight.map { $0 * invStd } ?? invStd
         let shift = (bias ?? Tensor.zeros([c])) - runningMean.detach() * scale
-        return channelAffine(x, scale: scale, shift: shift)
+        return channelAffine(x, scale: scale, shift: shift, relu: relu)
     }
     let n = x.shape[0], inner = x.shape[2...].reduce(1, *)
     let m = n * inner
@@ -98,13 +105,17 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
             let a = invStd[ch] * (w.map { $0[ch] } ?? 1)
             let b = (bb.map { $0[ch] } ?? 0) - meanF[ch] * a
             let s = src + row * inner, d = dst + row * inner
-            for i in 0..<inner { d[i] = s[i] * a + b }
+            if relu {
+                for i in 0..<inner { d[i] = Swift.max(s[i] * a + b, 0) }
+            } else {
+                for i in 0..<inner { d[i] = s[i] * a + b }
+            }
         }
     }
     var inputs = [x]
     if let weight { inputs.append(weight) }
     if let bias { inputs.append(bias) }
-    return out.recorded("batch_norm", inputs) { g, needs in
+    return out.recordedSavingOutput(if: relu, relu ? "batch_norm_relu" : "batch_norm", inputs) { g, needs, out in
         if GradMode.isEnabled {
             // A graph of the gradient is wanted: differentiate the composite formula.
             let dims = [0] + Array(2..<x.rank)
@@ -116,19 +127,22 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
             var y = centered * rstd
             if let weight { y = y * weight.reshaped(bshape) }
             if let bias { y = y + bias.reshaped(bshape) }
+            if relu { y = y.relu() }
             return Autograd.grad(of: [y], wrt: inputs, gradOutputs: [g], createGraph: true)
         }
-        return batchNormBackward(g, x, meanF, invStd, weight: weight, hasBias: bias != nil, needs: needs)
+        return batchNormBackward(g, x, meanF, invStd, weight: weight, hasBias: bias != nil, needs: needs, reluOutput: out)
     }
 }
 
 /// Fused backward of training-mode batch norm (no graph).
 private func batchNormBackward(_ g: Tensor, _ x: Tensor, _ mean: [Float], _ invStd: [Float], weight: Tensor?,
-                               hasBias: Bool, needs: [Bool]) -> [Tensor?] {
+                               hasBias: Bool, needs: [Bool], reluOutput: Tensor?) -> [Tensor?] {
     let n = x.shape[0], c = x.shape[1], inner = x.shape[2...].reduce(1, *)
     let m = Float(n * inner)
     var sumG = [Double](repeating: 0, count: c), sumGXhat = [Double](repeating: 0, count: c)
-    let gp = g.data, xp = x.data
+    // With a fused ReLU the incoming gradient is masked by the output's sign first.
+    let masked = reluOutput.map { Elementwise.zip(g, $0, Fn.MaskGradient(slope: 0)) } ?? g
+    let gp = masked.data, xp = x.data
     sumG.withUnsafeMutableBufferPointer { sg in
         sumGXhat.withUnsafeMutableBufferPointer { sgx in
             Parallel.forRange(c, grain: 1) { channels in

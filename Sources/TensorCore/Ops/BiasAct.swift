@@ -71,7 +71,7 @@ public func biasAct(_ x: Tensor, bias: Tensor? = nil, dim: Int = 1, act: Activat
     }
     var inputs = [x]
     if let bias { inputs.append(bias) }
-    return out.recorded("bias_act", inputs) { [unowned out] g, needs in
+    return out.recordedWithOutput("bias_act", inputs) { g, needs, out in
         let dx = biasActGradient(g, output: out, slope: slope, gain: gain, clamp: limit)
         var grads: [Tensor?] = [dx]
         if bias != nil {
@@ -85,9 +85,7 @@ public func biasAct(_ x: Tensor, bias: Tensor? = nil, dim: Int = 1, act: Activat
 /// g * gain * (1 if y > 0 else slope), zeroed where |y| reached the clamp. Linear in g.
 func biasActGradient(_ g: Tensor, output y: Tensor, slope: Float, gain: Float, clamp: Float) -> Tensor {
     let negativeGain = gain * slope
-    let out = Elementwise.zip(g, y) { gv, yv in
-        Swift.abs(yv) < clamp ? gv * (yv > 0 ? gain : negativeGain) : 0
-    }
+    let out = Elementwise.zip(g, y, Fn.BiasActGradient(gain: gain, negativeGain: gain * slope, clamp: clamp))
     return out.recorded("bias_act_gradient", [g]) { gg, _ in
         [biasActGradient(gg, output: y, slope: slope, gain: gain, clamp: clamp)]
     }

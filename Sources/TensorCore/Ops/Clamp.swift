@@ -3,20 +3,20 @@
 
 /// out = g where lo < x < hi, else 0. Linear in g.
 func clampGradient(_ g: Tensor, _ x: Tensor, _ lo: Float, _ hi: Float) -> Tensor {
-    let out = Elementwise.zip(g, x) { ($1 > lo && $1 < hi) ? $0 : 0 }
+    let out = Elementwise.zip(g, x, Fn.ClampGradient(lo: lo, hi: hi))
     return out.recorded("clamp_gradient", [g]) { gg, _ in [clampGradient(gg, x, lo, hi)] }
 }
 
 extension Tensor {
     public func clamp(min lo: Float = -.infinity, max hi: Float = .infinity) -> Tensor {
-        Elementwise.map(self) { Swift.min(Swift.max($0, lo), hi) }.recorded("clamp", [self]) { g, _ in
+        Elementwise.map(self, Fn.Clamp(lo: lo, hi: hi)).recorded("clamp", [self]) { g, _ in
             [clampGradient(g, self, lo, hi)]
         }
     }
 
     /// Elements of `self` where `condition` is non-zero, else of `other` (same shapes).
     public func `where`(_ condition: Tensor, else other: Tensor) -> Tensor {
-        let out = Elementwise.zip3(condition, self, other) { $0 != 0 ? $1 : $2 }
+        let out = Elementwise.zip3(condition, self, other, Fn.Select())
         return out.recorded("where", [self, other]) { g, needs in
             [needs[0] ? g.masked(by: condition, keep: true) : nil, needs[1] ? g.masked(by: condition, keep: false) : nil]
         }
@@ -24,7 +24,7 @@ extension Tensor {
 
     /// g where condition != 0 (keep) or == 0 (!keep), else 0.
     func masked(by condition: Tensor, keep: Bool) -> Tensor {
-        let out = Elementwise.zip(self, condition) { keep ? ($1 != 0 ? $0 : 0) : ($1 != 0 ? 0 : $0) }
+        let out = Elementwise.zip(self, condition, Fn.Masked(keep: keep))
         return out.recorded("masked", [self]) { gg, _ in [gg.masked(by: condition, keep: keep)] }
     }
 }

@@ -29,8 +29,9 @@ public func concatenate(_ tensors: [Tensor], dim: Int) -> Tensor {
         copyBlock(t.data, outer: outer, n: t.shape[d], inner: inner, into: out.data, m: outShape[d], at: offset)
         offset += t.shape[d]
     }
+    let sizes = tensors.map { $0.shape[d] }
     return out.recorded("cat", tensors) { g, needs in
-        tensors.indices.map { i in needs[i] ? g.slice(dim: d, start: offsets[i], end: offsets[i] + tensors[i].shape[d]) : nil }
+        sizes.indices.map { i in needs[i] ? g.slice(dim: d, start: offsets[i], end: offsets[i] + sizes[i]) : nil }
     }
 }
 
@@ -64,7 +65,8 @@ extension Tensor {
         let out = Tensor.zeros(outShape)
         let outer = shape[0..<d].reduce(1, *), inner = shape[(d + 1)...].reduce(1, *)
         copyBlock(data, outer: outer, n: shape[d], inner: inner, into: out.data, m: fullSize, at: start)
-        return out.recorded("slice_adjoint", [self]) { g, _ in [g.slice(dim: d, start: start, end: start + self.shape[d])] }
+        let size = shape[d]
+        return out.recorded("slice_adjoint", [self]) { g, _ in [g.slice(dim: d, start: start, end: start + size)] }
     }
 
     /// Splits along `dim` into pieces of the given sizes.

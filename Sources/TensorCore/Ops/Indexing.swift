@@ -15,7 +15,8 @@ func gather(_ x: Tensor, _ indices: FlatIndices, outShape: [Int]) -> Tensor {
     indices.values.withUnsafeBufferPointer { idx in
         Parallel.forRange(out.count) { r in for i in r { dst[i] = src[Int(idx[i])] } }
     }
-    return out.recorded("gather", [x]) { g, _ in [scatterAdd(g, indices, shape: x.shape)] }
+    let inputShape = x.shape
+    return out.recorded("gather", [x]) { g, _ in [scatterAdd(g, indices, shape: inputShape)] }
 }
 
 /// out = zeros(shape); out.flat[indices[i]] += g.flat[i].
@@ -25,7 +26,8 @@ func scatterAdd(_ g: Tensor, _ indices: FlatIndices, shape: [Int]) -> Tensor {
     indices.values.withUnsafeBufferPointer { idx in
         for i in 0..<g.count { dst[Int(idx[i])] += src[i] }
     }
-    return out.recorded("scatter_add", [g]) { gg, _ in [gather(gg, indices, outShape: g.shape)] }
+    let gradShape = g.shape
+    return out.recorded("scatter_add", [g]) { gg, _ in [gather(gg, indices, outShape: gradShape)] }
 }
 
 extension Tensor {

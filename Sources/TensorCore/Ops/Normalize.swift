@@ -8,11 +8,11 @@ extension Tensor {
         let keptShape = shape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
         let outShape = keepDims ? keptShape : shape.enumerated().filter { !reduced.contains($0.offset) }.map(\.element)
         let squares = noGrad { (self * self).sum(dims: Array(reduced), keepDims: true) }
-        let out = Elementwise.map(squares) { $0.squareRoot() }.reshapedUntracked(outShape)
-        return out.recorded("l2_norm", [self]) { [unowned out] g, _ in
+        let out = Elementwise.map(squares, Fn.Sqrt()).reshapedUntracked(outShape)
+        return out.recordedWithOutput("l2_norm", [self]) { g, _, out in
             // d||x||/dx = x / ||x||, defined as 0 where the norm is 0 (PyTorch norm_backward).
             let norm = out.reshaped(keptShape)
-            let nonzero = Elementwise.map(norm) { $0 == 0 ? 0 : 1 }
+            let nonzero = Elementwise.map(norm, Fn.NonZero())
             let safe = norm + (1 - nonzero)
             return [self * ((g.reshaped(keptShape) / safe) * nonzero)]
         }

@@ -9,8 +9,9 @@ extension Tensor {
         let keptShape = shape.enumerated().map { reduced.contains($0.offset) ? 1 : $0.element }
         let outShape = keepDims ? keptShape : shape.enumerated().filter { !reduced.contains($0.offset) }.map(\.element)
         let out = sumKernel(reduced).reshapedUntracked(outShape)
+        let inputShape = shape
         return out.recorded("sum", [self]) { g, _ in
-            [g.reshaped(keptShape).broadcastTo(self.shape)]
+            [g.reshaped(keptShape).broadcastTo(inputShape)]
         }
     }
 
@@ -43,7 +44,8 @@ extension Tensor {
     public func broadcastTo(_ target: [Int]) -> Tensor {
         if shape == target { return self }
         guard broadcastShapes(shape, target) == target else { shapeFailure("cannot broadcast \(shape) to \(target)") }
-        return Elementwise.expand(self, to: target).recorded("broadcast_to", [self]) { g, _ in [g.sumTo(self.shape)] }
+        let inputShape = shape
+        return Elementwise.expand(self, to: target).recorded("broadcast_to", [self]) { g, _ in [g.sumTo(inputShape)] }
     }
 
     /// Untracked sum over a set of dimensions (successive contiguous-run reductions).

@@ -7,7 +7,8 @@ extension Tensor {
         let resolved = resolveShape(newShape)
         if resolved == shape { return self }
         let out = reshapedUntracked(resolved)
-        return out.recorded("reshape", [self]) { g, _ in [g.reshaped(self.shape)] }
+        let inputShape = shape
+        return out.recorded("reshape", [self]) { g, _ in [g.reshaped(inputShape)] }
     }
 
     func reshapedUntracked(_ newShape: [Int]) -> Tensor {

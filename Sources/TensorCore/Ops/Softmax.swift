@@ -33,7 +33,7 @@ extension Tensor {
             }
             for k in 0..<n { d[k * stride] /= total }
         }
-        return out.recorded("softmax", [self]) { [unowned out] g, _ in
+        return out.recordedWithOutput("softmax", [self]) { g, _, out in
             [out * (g - (g * out).sum(dims: [dim], keepDims: true))]
         }
     }
@@ -47,7 +47,7 @@ extension Tensor {
             let lse = m + Glibc.logf(total)
             for k in 0..<n { d[k * stride] = s[k * stride] - lse }
         }
-        return out.recorded("log_softmax", [self]) { [unowned out] g, _ in
+        return out.recordedWithOutput("log_softmax", [self]) { g, _, out in
             [g - out.exp() * g.sum(dims: [dim], keepDims: true)]
         }
     }

@@ -1,0 +1,138 @@
+// `viscoin bench models`: ResNet-50 training step (forward, backward, Adam) and inference
+// images/s at 224 and 256; StyleGAN2 generator inference and one G step (G forward, D forward,
+// backward) images/s for the `auto` 256px and the tiny preset; resident memory and minor page
+// faults of the process.
+import ArgumentParser
+import Common
+import Communication
+import Models
+import NN
+import TensorCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchModelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "Images/s of the ResNet-50 train step and of StyleGAN2 G inference and G steps.")
+
+    @OptionGroup var bench: BenchOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "Batch size.") var batch = 8
+    @Option(help: "Which: resnet, stylegan, tiny, all.") var only = "all"
+    @Option(help: "ResNet input resolutions.") var resolutions = "224,256"
+    @Option(help: "Timed steps per measurement.") var steps = 3
+
+    func run() throws {
+        let o = self
+        try Runtime.run(threads: runtime.threads) { comm, threads in
+            let report = BenchReport(title: "bench models", communicator: comm, threads: threads, batch: o.batch)
+            let sizes = o.resolutions.split(separator: ",").compactMap { Int($0) }
+            if o.only == "all" || o.only == "resnet" {
+                for r in sizes { benchResNet(resolution: r, batch: o.batch, steps: o.steps, report: report) }
+            }
+            if o.only == "all" || o.only == "stylegan" {
+                benchStyleGAN(.auto(resolution: 256), name: "stylegan2 auto 256", batch: o.batch, steps: o.steps, report: report)
+            }
+            if o.only == "all" || o.only == "tiny" {
+                benchStyleGAN(.tiny, name: "stylegan2 tiny 32", batch: o.batch, steps: o.steps * 5, report: report)
+            }
+            let usage = resourceUsage()
+            report.add("peak resident memory", Double(usage.maxRSS) / 1024, "MiB")
+            report.add("minor page faults", Double(usage.minorFaults), "faults")
+            if comm.isRoot { report.print(json: o.bench.json) }
+        }
+    }
+}
+
+/// Peak RSS (KiB) and minor faults of this process so far.
+func resourceUsage() -> (maxRSS: Int, minorFaults: Int) {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return (Int(usage.ru_maxrss), Int(usage.ru_minflt))
+}
+
+/// Median seconds of `steps` runs after one warm-up run.
+func timeSteps(_ steps: Int, _ body: () -> Void) -> Double {
+    body()
+    var times: [Double] = []
+    for _ in 0..<max(1, steps) {
+        let start = Console.now()
+        body()
+        times.append(Console.now() - start)
+    }
+    return times.sorted()[times.count / 2]
+}
+
+func benchResNet(resolution r: Int, batch: Int, steps: Int, report: BenchReport) {
+    let rng = RandomGenerator(seed: 1)
+    let model = Classifier(config: .resnet50, classes: 200, generator: rng)
+    let optimizer = BenchAdam(model.parameters)
+    let x = rng.normal([batch, 3, r, r])
+    let labels = (0..<batch).map { $0 % 200 }
+    model.train()
+    var faults = 0
+    let step = timeSteps(steps) {
+        let before = resourceUsage().minorFaults
+        let (logits, _) = model(x)
+        let loss = crossEntropy(logits, labels: labels)
+        loss.backward()
+        optimizer.step()
+        faults = resourceUsage().minorFaults - before
+    }
+    report.add("resnet50 train step \(r)px", Double(batch) / step, "images/s",
+               [("step_ms", .double(step * 1000)), ("minor_faults_per_step", .double(Double(faults)))])
+    model.eval()
+    let inference = timeSteps(steps) { _ = noGrad { model(x) } }
+    report.add("resnet50 inference \(r)px", Double(batch) / inference, "images/s", [("step_ms", .double(inference * 1000))])
+}
+
+func benchStyleGAN(_ config: StyleGAN2Config, name: String, batch: Int, steps: Int, report: BenchReport) {
+    let rng = RandomGenerator(seed: 2)
+    let g = Generator(config, generator: rng), d = Discriminator(config, generator: rng)
+    let noise = RandomGenerator(seed: 3)
+    g.eval()
+    let z = rng.normal([batch, config.zDim])
+    let inference = timeSteps(steps) { _ = noGrad { g(z, noise: .const) } }
+    report.add("\(name) G inference", Double(batch) / inference, "images/s", [("step_ms", .double(inference * 1000))])
+    g.train()
+    let optimizer = BenchAdam(g.parameters)
+    let gstep = timeSteps(steps) {
+        let (img, _) = g(z, noise: .random(noise))
+        let loss = (-d(img)).softplus().mean()
+        Autograd.backward([loss])
+        optimizer.step()
+        for p in d.parameters { p.grad = nil }
+    }
+    report.add("\(name) G step (G fwd, D fwd, backward)", Double(batch) / gstep, "images/s", [("step_ms", .double(gstep * 1000))])
+}
+
+/// A minimal Adam for the benchmarks (the training engine has the full optimizer).
+final class BenchAdam {
+    let parameters: [Tensor]
+    var m: [Tensor], v: [Tensor]
+    var t = 0
+
+    init(_ parameters: [Tensor]) {
+        self.parameters = parameters
+        m = parameters.map { Tensor.zeros($0.shape) }
+        v = parameters.map { Tensor.zeros($0.shape) }
+    }
+
+    func step(lr: Float = 1e-4, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8) {
+        t += 1
+        let c1 = 1 - Float(pow(Double(beta1), Double(t))), c2 = 1 - Float(pow(Double(beta2), Double(t)))
+        for (i, p) in parameters.enumerated() {
+            guard let g = p.grad else { continue }
+            let mp = m[i].data, vp = v[i].data, gp = g.data, pp = p.data
+            for k in 0..<p.count {
+                mp[k] = beta1 * mp[k] + (1 - beta1) * gp[k]
+                vp[k] = beta2 * vp[k] + (1 - beta2) * gp[k] * gp[k]
+                pp[k] -= lr * (mp[k] / c1) / ((vp[k] / c2).squareRoot() + eps)
+            }
+            p.grad = nil
+        }
+    }
+}
+
