@@ -154,8 +154,10 @@ public final class SynthesisBlock: Module {
     }
 
     /// ws: [N, numConv + 1, wDim]. Returns the features and the running image.
+    /// `fusedModconv` nil: fused in evaluation mode (as the reference); in training mode each
+    /// layer picks the faster of the two equivalent executions (see SynthesisLayer).
     public func callAsFunction(_ x: Tensor?, _ img: Tensor?, _ ws: Tensor, noise: NoiseMode, fusedModconv: Bool? = nil) -> (Tensor, Tensor) {
-        let fused = fusedModconv ?? !isTraining
+        let fused: Bool? = fusedModconv ?? (isTraining ? nil : true)
         var index = 0
         func nextW() -> Tensor {
             defer { index += 1 }

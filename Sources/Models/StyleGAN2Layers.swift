@@ -123,7 +123,17 @@ public final class SynthesisLayer: Module {
         child("affine", affine)
     }
 
-    public func callAsFunction(_ x: Tensor, _ w: Tensor, noise noiseMode: NoiseMode, fusedModconv: Bool, gain: Float = 1) -> Tensor {
+    /// Fused and non-fused modulated convolution compute the same function (spec ops.md 6); the
+    /// reference picks non-fused in training. When `fusedModconv` is nil we choose per layer:
+    /// fused (per-sample weights, no style-scaled copy of the activations and no separate
+    /// demodulation pass) when the per-sample weights are smaller than the activations.
+    public func prefersFusedModconv(inputPixels: Int) -> Bool {
+        let outputPixels = inputPixels * up * up
+        return outputPixels >= weight.shape[1] * weight.shape[2] * weight.shape[3]
+    }
+
+    public func callAsFunction(_ x: Tensor, _ w: Tensor, noise noiseMode: NoiseMode, fusedModconv: Bool?, gain: Float = 1) -> Tensor {
+        let fusedModconv = fusedModconv ?? prefersFusedModconv(inputPixels: x.shape[2] * x.shape[3])
         let styles = affine(w)
         var noise: Tensor? = nil
         if let strength = noiseStrength, let noiseConst {
@@ -159,7 +169,9 @@ public final class ToRGBLayer: Module {
         child("affine", affine)
     }
 
-    public func callAsFunction(_ x: Tensor, _ w: Tensor, fusedModconv: Bool) -> Tensor {
+    public func callAsFunction(_ x: Tensor, _ w: Tensor, fusedModconv: Bool?) -> Tensor {
+        // nil: fused when the per-sample weights are smaller than the activations (see SynthesisLayer).
+        let fusedModconv = fusedModconv ?? (x.shape[2] * x.shape[3] >= weight.shape[1])
         let styles = affine(w) * weightGain
         let y = modulatedConv2d(x, weight: weight, styles: styles, demodulate: false, fusedModconv: fusedModconv)
         return biasAct(y, bias: bias, act: .linear, clamp: convClamp)

@@ -130,10 +130,10 @@ public func withGradMode<R>(_ enabled: Bool, _ body: () throws -> R) rethrows ->
     return try body()
 }
 
-/// Inside `body`, backward passes skip the gradients of operation weights (convolution and
-/// linear weights) even where the graph would reach them: stylegan2-ada's
-/// `no_weight_gradients()` around the inner gradient of R1 and path length. The outer
-/// backward still reaches the weights through the recorded gradient graph.
+/// Inside `body`, backward passes skip the gradients of operation weights that are parameters
+/// (convolution and linear weights, graph leaves) even where the graph would reach them:
+/// stylegan2-ada's `no_weight_gradients()` around the inner gradient of R1 and path length.
+/// The outer backward still reaches the weights through the recorded gradient graph.
 @discardableResult
 public func noWeightGradients<R>(_ body: () throws -> R) rethrows -> R {
     let saved = GradMode.weightGradientsEnabled
@@ -266,7 +266,10 @@ public enum Autograd {
                 switch v {
                 case .node(let node):
                     var needs = node.edges.map { e in e.identity.map { needed.contains($0) } ?? false }
-                    if !GradMode.weightGradientsEnabled, let w = node.weightInput { needs[w] = false }
+                    // noWeightGradients skips parameter (leaf) weights only: a computed weight, such
+                    // as the per-sample weights of a fused modulated convolution, still depends
+                    // on what we differentiate.
+                    if !GradMode.weightGradientsEnabled, let w = node.weightInput, case .leaf = node.edges[w] { needs[w] = false }
                     if needs.contains(true) {
                         let inputGrads = node.apply(g, needs: needs)
                         for (i, edge) in node.edges.enumerated() where needs[i] {

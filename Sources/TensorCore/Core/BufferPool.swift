@@ -41,10 +41,20 @@ public final class BufferPool: @unchecked Sendable {
         s = State(maxPooledBytes: maxPooledBytes)
     }
 
-    /// Pool limit: VISCOIN_POOL_MB, else 4 GiB.
+    /// Pool limit: VISCOIN_POOL_MB, else half of the physical memory shared by the ranks of
+    /// this host. The pool only keeps buffers the process has used, so the limit is a safety
+    /// net; below the peak working set it makes every step refault pages.
     static func defaultLimit() -> Int {
         if let text = getenv("VISCOIN_POOL_MB"), let mb = Int(String(cString: text)), mb >= 0 { return mb << 20 }
-        return 4 << 30
+        let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+        var ranks = 1
+        for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
+            if let text = getenv(name), let n = Int(String(cString: text)), n > 0 {
+                ranks = n
+                break
+            }
+        }
+        return Swift.max(1 << 30, physical / 2 / ranks)
     }
 
     /// An uninitialised buffer of exactly `count` floats (64-byte aligned).

@@ -35,43 +35,61 @@ struct AxisTaps {
 
 enum FIRKernels {
     /// Separable filtering: `gx` taps along x, `gy` along y (already flipped and scaled).
+    /// Horizontal pass: each input row is zero-inserted and padded into a scratch row, then
+    /// filtered as a plain strided correlation (tap-outer loops vectorise). Vertical pass: each
+    /// output row is a weighted sum of intermediate rows (from the y tap table).
     static func separable(_ x: UnsafePointer<Float>, planes: Int, h: Int, w: Int, tx: AxisTaps, ty: AxisTaps,
-                          gx: [Float], gy: [Float], out: UnsafeMutablePointer<Float>) {
+                          gx: [Float], gy: [Float], up: Int, down: Int, pad0: Int, pad1: Int,
+                          out: UnsafeMutablePointer<Float>) {
         let ow = tx.outputSize, oh = ty.outputSize
+        let length = w * up + pad0 + pad1
+        let kx = gx.count
         Parallel.forRange(planes, grain: max(1, 4096 / max(1, oh * ow))) { range in
             var tmp = [Float](repeating: 0, count: h * ow)
+            var row = [Float](repeating: 0, count: max(length, 1))
             tmp.withUnsafeMutableBufferPointer { t in
-                tx.offsets.withUnsafeBufferPointer { xo in
-                tx.inputs.withUnsafeBufferPointer { xi in
-                tx.taps.withUnsafeBufferPointer { xt in
-                ty.offsets.withUnsafeBufferPointer { yo in
-                ty.inputs.withUnsafeBufferPointer { yi in
-                ty.taps.withUnsafeBufferPointer { yt in
-                gx.withUnsafeBufferPointer { fx in
-                gy.withUnsafeBufferPointer { fy in
-                    for plane in range {
-                        let src = x + plane * h * w
-                        for iy in 0..<h {
-                            let row = src + iy * w, dst = t.baseAddress! + iy * ow
-                            for ox in 0..<ow {
-                                var s: Float = 0
-                                for e in xo[ox]..<xo[ox + 1] { s += row[Int(xi[e])] * fx[Int(xt[e])] }
-                                dst[ox] = s
-                            }
+            row.withUnsafeMutableBufferPointer { u in
+            ty.offsets.withUnsafeBufferPointer { yo in
+            ty.inputs.withUnsafeBufferPointer { yi in
+            ty.taps.withUnsafeBufferPointer { yt in
+            gx.withUnsafeBufferPointer { fx in
+            gy.withUnsafeBufferPointer { fy in
+                for plane in range {
+                    let src = x + plane * h * w
+                    for iy in 0..<h {
+                        // Zero-inserted, padded (or cropped) row.
+                        let r = src + iy * w
+                        for k in 0..<length { u[k] = 0 }
+                        for ix in 0..<w {
+                            let k = ix * up + pad0
+                            if k >= 0 && k < length { u[k] = r[ix] }
                         }
-                        let o = out + plane * oh * ow
-                        for oy in 0..<oh {
-                            let dst = o + oy * ow
-                            dst.update(repeating: 0, count: ow)
-                            for e in yo[oy]..<yo[oy + 1] {
-                                let weight = fy[Int(yt[e])]
-                                let srcRow = t.baseAddress! + Int(yi[e]) * ow
-                                for ox in 0..<ow { dst[ox] += weight * srcRow[ox] }
+                        let dst = t.baseAddress! + iy * ow
+                        for ox in 0..<ow { dst[ox] = 0 }
+                        if down == 1 {
+                            for j in 0..<kx {
+                                let wj = fx[j], base = u.baseAddress! + j
+                                for ox in 0..<ow { dst[ox] += wj * base[ox] }
+                            }
+                        } else {
+                            for j in 0..<kx {
+                                let wj = fx[j], base = u.baseAddress! + j
+                                for ox in 0..<ow { dst[ox] += wj * base[ox * down] }
                             }
                         }
                     }
-                }}}}}}}}
-            }
+                    let o = out + plane * oh * ow
+                    for oy in 0..<oh {
+                        let dst = o + oy * ow
+                        for ox in 0..<ow { dst[ox] = 0 }
+                        for e in yo[oy]..<yo[oy + 1] {
+                            let weight = fy[Int(yt[e])]
+                            let srcRow = t.baseAddress! + Int(yi[e]) * ow
+                            for ox in 0..<ow { dst[ox] += weight * srcRow[ox] }
+                        }
+                    }
+                }
+            }}}}}}}
         }
     }
 

@@ -80,11 +80,13 @@ public func upfirdn2d(_ x: Tensor, _ filter: FIRFilter, up: (x: Int, y: Int) = (
     if filter.isSeparable {
         let s = Float(Double(gain).squareRoot())
         let g = (flipFilter ? filter.values : filter.values.reversed()).map { $0 * s }
-        FIRKernels.separable(x.data, planes: n * c, h: h, w: w, tx: tx, ty: ty, gx: g, gy: g, out: out.data)
+        FIRKernels.separable(x.data, planes: n * c, h: h, w: w, tx: tx, ty: ty, gx: g, gy: g, up: up.x, down: down.x,
+                             pad0: padding.x0, pad1: padding.x1, out: out.data)
     } else if let (fy, fx) = filter.factors() {
         let gy = (flipFilter ? fy : fy.reversed()).map { $0 * gain }
         let gx = flipFilter ? fx : fx.reversed()
-        FIRKernels.separable(x.data, planes: n * c, h: h, w: w, tx: tx, ty: ty, gx: gx, gy: gy, out: out.data)
+        FIRKernels.separable(x.data, planes: n * c, h: h, w: w, tx: tx, ty: ty, gx: gx, gy: gy, up: up.x, down: down.x,
+                             pad0: padding.x0, pad1: padding.x1, out: out.data)
     } else {
         var g = filter.values.map { $0 * gain }
         if !flipFilter { g.reverse() }  // reversing the flat array flips both axes
