@@ -4,6 +4,7 @@
 import ArgumentParser
 import Common
 import Communication
+import Models
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,7 @@ struct SelfTestCommand: ParsableCommand {
         commandName: "selftest",
         abstract: "Internal checks used by the integration tests.",
         shouldDisplay: false,
-        subcommands: [SelfTestCommunicationCommand.self, SelfTestFailureCommand.self])
+        subcommands: [SelfTestCommunicationCommand.self, SelfTestFailureCommand.self, SelfTestWriteInceptionCommand.self])
 }
 
 struct SelfTestCommunicationCommand: ParsableCommand {
@@ -96,5 +97,18 @@ struct SelfTestFailureCommand: ParsableCommand {
             try comm.allReduceSum(&buffer)
             try comm.barrier()
         }
+    }
+}
+
+/// Writes a randomly initialised Inception-v3 weight file (no pretrained weights can be
+/// downloaded here; the FID tests need a detector file to exercise the command).
+struct SelfTestWriteInceptionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "write-inception", abstract: "Write a random Inception-v3 weight file.")
+    @Option(help: "Output file.") var output: String
+    @Option(help: "Seed.") var seed: UInt64 = 0
+
+    func run() throws {
+        let spec = ModelSpec(kind: .inception, config: [:])
+        try ModelFile.save(try spec.makeModule(seed: seed), spec: spec, to: output, extraMetadata: [("viscoin.note", "random initialisation (tests only)")])
     }
 }
