@@ -72,22 +72,52 @@ final class Scratch {
 }
 
 enum ConvKernels {
-    /// Unfolds channels `0..<cg` of one image (`x` points at its first channel of the group)
-    /// into rows of `cols` (row stride `ld`, writing columns `column ..< column + p`).
-    static func im2col(_ x: UnsafePointer<Float>, _ g: ConvGeometry, _ cols: UnsafeMutablePointer<Float>, ld: Int, column: Int,
-                       rows: Range<Int>) {
+    /// True when output pixel i reads input pixel i + offset (stride 1, "same" size), so a
+    /// kernel tap is one contiguous copy plus zeroed border columns.
+    static func isShiftedCopy(_ g: ConvGeometry, rows: Range<Int>) -> Bool {
+        g.strideH == 1 && g.strideW == 1 && g.oh == g.h && g.ow == g.w && rows == 0..<g.oh
+    }
+
+    /// Zeroes the columns of one shifted-copy row whose tap `kj` lies outside the image.
+    @inline(__always) static func zeroWrappedColumns(_ row: UnsafeMutablePointer<Float>, _ g: ConvGeometry, kj: Int) {
+        let (h, w, pw) = (g.h, g.w, g.padW)
+        let left = min(w, max(0, pw - kj)), right = max(left, min(w, w - (kj - pw)))
+        for oy in 0..<h {
+            let r = row + oy * w
+            for ox in 0..<left { r[ox] = 0 }
+            for ox in right..<w { r[ox] = 0 }
+        }
+    }
+
+    /// Unfolds channels `0..<cg` of `count` images (`x` points at the group's first channel of
+    /// the first image, images `imageStride` apart) into rows of `cols` (row stride `ld`);
+    /// image j fills columns `j * rows.count * ow ..< (j + 1) * rows.count * ow`.
+    static func im2col(_ x: UnsafePointer<Float>, imageStride: Int, count: Int, _ g: ConvGeometry,
+                       _ cols: UnsafeMutablePointer<Float>, ld: Int, rows: Range<Int>) {
         let (h, w, kh, kw, ow) = (g.h, g.w, g.kh, g.kw, g.ow)
         let (sh, sw, ph, pw) = (g.strideH, g.strideW, g.padH, g.padW)
-        Parallel.forRange(g.cg, grain: max(1, 16384 / max(1, kh * kw * g.p))) { channels in
-            for c in channels {
-                let plane = x + c * h * w
+        let tp = rows.count * ow
+        let shifted = isShiftedCopy(g, rows: rows)
+        Parallel.forRange(count * g.cg, grain: max(1, 16384 / max(1, kh * kw * tp))) { items in
+            for item in items {
+                let j = item / g.cg, c = item % g.cg
+                let plane = x + j * imageStride + c * h * w
                 for ki in 0..<kh {
                     for kj in 0..<kw {
-                        let row = cols + ((c * kh + ki) * kw + kj) * ld + column
+                        let row = cols + ((c * kh + ki) * kw + kj) * ld + j * tp
+                        if shifted {
+                            let offset = (ki - ph) * w + (kj - pw)
+                            let lo = min(tp, max(0, -offset)), hi = max(lo, min(tp, h * w - offset))
+                            row.update(repeating: 0, count: lo)
+                            (row + lo).update(from: plane + lo + offset, count: hi - lo)
+                            (row + hi).update(repeating: 0, count: tp - hi)
+                            // Columns whose tap falls left or right of the image wrapped to a neighbouring row.
+                            zeroWrappedColumns(row, g, kj: kj)
+                            continue
+                        }
                         // Valid output columns: 0 <= ox*sw - pw + kj < w.
                         let oxStart = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
                         let oxEnd = max(oxStart, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1))
-                        // Rows are short in deep layers: plain loops (vectorised, no call overhead).
                         for oy in rows {
                             let dst = row + (oy - rows.lowerBound) * ow
                             let iy = oy * sh - ph + ki
@@ -110,17 +140,30 @@ enum ConvKernels {
         }
     }
 
-    /// Folds `cols` back, adding into one image's channels (`gx` must be initialised).
-    static func col2im(_ cols: UnsafePointer<Float>, ld: Int, column: Int, rows: Range<Int>, _ g: ConvGeometry,
-                       _ gx: UnsafeMutablePointer<Float>) {
+    /// Folds `cols` back, adding into the channels of `count` images (layout as in `im2col`;
+    /// `gx` must be initialised). The columns are scratch: the shifted-copy path zeroes the
+    /// entries that fall outside the image before adding whole runs.
+    static func col2im(_ cols: UnsafeMutablePointer<Float>, ld: Int, rows: Range<Int>, _ g: ConvGeometry,
+                       _ gx: UnsafeMutablePointer<Float>, imageStride: Int, count: Int) {
         let (h, w, kh, kw, ow) = (g.h, g.w, g.kh, g.kw, g.ow)
         let (sh, sw, ph, pw) = (g.strideH, g.strideW, g.padH, g.padW)
-        Parallel.forRange(g.cg, grain: max(1, 16384 / max(1, kh * kw * g.p))) { channels in
-            for c in channels {
-                let plane = gx + c * h * w
+        let tp = rows.count * ow
+        let shifted = isShiftedCopy(g, rows: rows)
+        Parallel.forRange(count * g.cg, grain: max(1, 16384 / max(1, kh * kw * tp))) { items in
+            for item in items {
+                let j = item / g.cg, c = item % g.cg
+                let plane = gx + j * imageStride + c * h * w
                 for ki in 0..<kh {
                     for kj in 0..<kw {
-                        let row = cols + ((c * kh + ki) * kw + kj) * ld + column
+                        let row = cols + ((c * kh + ki) * kw + kj) * ld + j * tp
+                        if shifted {
+                            let offset = (ki - ph) * w + (kj - pw)
+                            let lo = min(tp, max(0, -offset)), hi = max(lo, min(tp, h * w - offset))
+                            zeroWrappedColumns(row, g, kj: kj)
+                            let dst = plane + offset
+                            for i in lo..<hi { dst[i] += row[i] }
+                            continue
+                        }
                         let oxStart = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
                         let oxEnd = max(oxStart, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1))
                         for oy in rows {
@@ -246,9 +289,8 @@ enum ConvKernels {
         for t in all {
             let tp = t.rows.count * ow, columns = t.count * tp
             for gr in 0..<g.groups {
-                for j in 0..<t.count {
-                    im2col(x + ((t.n0 + j) * g.c + gr * g.cg) * hw, g, cols.pointer, ld: columns, column: j * tp, rows: t.rows)
-                }
+                im2col(x + (t.n0 * g.c + gr * g.cg) * hw, imageStride: g.c * hw, count: t.count, g, cols.pointer,
+                       ld: columns, rows: t.rows)
                 if t.count == 1 {
                     BLAS.sgemm(transposeA: false, transposeB: false, m: og, n: tp, k: k, a: w + gr * og * k, lda: k,
                                b: cols.pointer, ldb: tp, c: y + (t.n0 * g.o + gr * og) * p + t.rows.lowerBound * ow, ldc: p)
@@ -302,9 +344,8 @@ enum ConvKernels {
                     BLAS.sgemm(transposeA: true, transposeB: false, m: k, n: columns, k: og, a: w + gr * og * k, lda: k,
                                b: ym!.pointer, ldb: columns, c: cols.pointer, ldc: columns)
                 }
-                for j in 0..<t.count {
-                    col2im(cols.pointer, ld: columns, column: j * tp, rows: t.rows, g, gx + ((t.n0 + j) * g.c + gr * g.cg) * hw)
-                }
+                col2im(cols.pointer, ld: columns, rows: t.rows, g, gx + (t.n0 * g.c + gr * g.cg) * hw,
+                       imageStride: g.c * hw, count: t.count)
             }
         }
     }
@@ -342,9 +383,8 @@ enum ConvKernels {
                         ldb = columns
                     }
                 } else {
-                    for j in 0..<t.count {
-                        im2col(x + ((t.n0 + j) * g.c + gr * g.cg) * hw, g, cols!.pointer, ld: columns, column: j * tp, rows: t.rows)
-                    }
+                    im2col(x + (t.n0 * g.c + gr * g.cg) * hw, imageStride: g.c * hw, count: t.count, g, cols!.pointer,
+                           ld: columns, rows: t.rows)
                     b = UnsafePointer(cols!.pointer)
                     ldb = columns
                 }
