@@ -8,6 +8,7 @@
 //   Swift foundations   Common LinearAlgebra Communication ImageCodecs Zstd SafeTensors
 //   Tensor core         TensorCore (tensors, autograd, operators, kernels)
 //   Models              NN (modules, layers) Models (ResNet, StyleGAN2, VisCoIN, Inception, LPIPS)
+//   Data                Datasets (preparation, prepared format, sharded loader, transforms)
 //   CLI                 ViscoinCLI (the `viscoin` executable)
 import PackageDescription
 
@@ -48,6 +49,9 @@ let package = Package(
         .target(name: "Models", dependencies: ["NN", "TensorCore", "SafeTensors", "Common"]),
         .target(name: "Metrics", dependencies: ["Models", "TensorCore", "LinearAlgebra", "Communication"]),
 
+        // Datasets: preparation (CUB, class folders, built-in demo), the prepared format, the loader.
+        .target(name: "Datasets", dependencies: ["Common", "ImageCodecs", "TensorCore", "Communication"]),
+
         // Helpers shared by the test targets (golden cases, tolerances, pgen).
         .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "SafeTensors", "Common"]),
 
@@ -55,7 +59,7 @@ let package = Package(
         .executableTarget(
             name: "ViscoinCLI",
             dependencies: [
-                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Metrics",
+                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Metrics", "Datasets",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -67,6 +71,7 @@ let package = Package(
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "Metrics", "NN", "TensorCore", "TestSupport", "Common"]),
+        .testTarget(name: "DatasetTests", dependencies: ["Datasets", "ImageCodecs", "TensorCore", "Communication", "Common", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Common"]),
     ]
 )

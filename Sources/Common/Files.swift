@@ -107,6 +107,29 @@ public enum Files {
         try writeAtomically(path, bytes: Array(text.utf8))
     }
 
+    /// Writes a new file without fsync (for the many files of a folder that is itself made
+    /// durable and renamed into place as a whole). Fails if the file exists.
+    public static func writeNew(_ path: String, bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError.errno(path, "create") }
+        do {
+            try bytes.withUnsafeBytes { try writeAll(fd: fd, bytes: $0, path: path) }
+        } catch {
+            close(fd)
+            unlink(path)
+            throw error
+        }
+        guard close(fd) == 0 else { throw FileError.errno(path, "close") }
+    }
+
+    /// rename(2) with an error naming both paths.
+    public static func move(_ from: String, to: String) throws {
+        guard rename(from, to) == 0 else {
+            let reason = String(cString: strerror(Glibc.errno))
+            throw FileError(path: from, reason: "cannot rename to \(to): \(reason)")
+        }
+    }
+
     /// Writes every byte to `fd`, retrying short writes.
     public static func writeAll(fd: Int32, bytes: UnsafeRawBufferPointer, path: String) throws {
         var offset = 0

@@ -84,7 +84,6 @@ public func biasAct(_ x: Tensor, bias: Tensor? = nil, dim: Int = 1, act: Activat
 
 /// g * gain * (1 if y > 0 else slope), zeroed where |y| reached the clamp. Linear in g.
 func biasActGradient(_ g: Tensor, output y: Tensor, slope: Float, gain: Float, clamp: Float) -> Tensor {
-    let negativeGain = gain * slope
     let out = Elementwise.zip(g, y, Fn.BiasActGradient(gain: gain, negativeGain: gain * slope, clamp: clamp))
     return out.recorded("bias_act_gradient", [g]) { gg, _ in
         [biasActGradient(gg, output: y, slope: slope, gain: gain, clamp: clamp)]

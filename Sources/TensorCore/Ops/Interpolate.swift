@@ -6,14 +6,15 @@ import Glibc
 #endif
 
 /// For one axis: per output index, the input indices and weights it combines.
-struct ResampleTable: Sendable {
-    let inputSize: Int
-    let outputSize: Int
-    let offsets: [Int]
-    let indices: [Int32]
-    let weights: [Float]
+public struct ResampleTable: Sendable {
+    public let inputSize: Int
+    public let outputSize: Int
+    /// Taps of output `o`: entries `offsets[o] ..< offsets[o + 1]` of `indices` / `weights`.
+    public let offsets: [Int]
+    public let indices: [Int32]
+    public let weights: [Float]
 
-    init(inputSize: Int, outputSize: Int, entries: [[(Int, Float)]]) {
+    public init(inputSize: Int, outputSize: Int, entries: [[(Int, Float)]]) {
         self.inputSize = inputSize
         self.outputSize = outputSize
         var offsets = [0], indices: [Int32] = [], weights: [Float] = []
@@ -30,7 +31,7 @@ struct ResampleTable: Sendable {
     }
 
     /// The adjoint table (maps the output axis back to the input axis).
-    func transposed() -> ResampleTable {
+    public func transposed() -> ResampleTable {
         var entries = [[(Int, Float)]](repeating: [], count: inputSize)
         for o in 0..<outputSize {
             for e in offsets[o]..<offsets[o + 1] { entries[Int(indices[e])].append((o, weights[e])) }
@@ -39,7 +40,7 @@ struct ResampleTable: Sendable {
     }
 
     /// PyTorch bilinear, align_corners=False, no antialiasing.
-    static func bilinear(_ n: Int, _ m: Int) -> ResampleTable {
+    public static func bilinear(_ n: Int, _ m: Int) -> ResampleTable {
         let scale = Float(n) / Float(m)
         var entries: [[(Int, Float)]] = []
         for o in 0..<m {
@@ -54,7 +55,7 @@ struct ResampleTable: Sendable {
     }
 
     /// PyTorch bilinear with antialias=True (triangle filter widened by the downscale factor).
-    static func bilinearAntialiased(_ n: Int, _ m: Int) -> ResampleTable {
+    public static func bilinearAntialiased(_ n: Int, _ m: Int) -> ResampleTable {
         let scale = Double(n) / Double(m)
         let support = scale >= 1 ? scale : 1.0
         let invScale = scale >= 1 ? 1 / scale : 1.0
@@ -77,7 +78,7 @@ struct ResampleTable: Sendable {
     }
 
     /// PyTorch 'nearest': input index floor(o * n / m).
-    static func nearest(_ n: Int, _ m: Int) -> ResampleTable {
+    public static func nearest(_ n: Int, _ m: Int) -> ResampleTable {
         let scale = Float(n) / Float(m)
         return ResampleTable(inputSize: n, outputSize: m, entries: (0..<m).map { [(min(Int((Float($0) * scale).rounded(.down)), n - 1), 1)] })
     }
