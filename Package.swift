@@ -9,6 +9,7 @@
 //   Tensor core         TensorCore (tensors, autograd, operators, kernels)
 //   Models              NN (modules, layers) Models (ResNet, StyleGAN2, VisCoIN, Inception, LPIPS)
 //   Data                Datasets (preparation, prepared format, sharded loader, transforms)
+//   Training            Training (data parallelism, optimizers, checkpoints, reports, trainers)
 //   CLI                 ViscoinCLI (the `viscoin` executable)
 import PackageDescription
 
@@ -52,6 +53,9 @@ let package = Package(
         // Datasets: preparation (CUB, class folders, built-in demo), the prepared format, the loader.
         .target(name: "Datasets", dependencies: ["Common", "ImageCodecs", "TensorCore", "Communication"]),
 
+        // Training engine: data parallelism, optimizers, schedules, checkpoints, logs, reports, trainers.
+        .target(name: "Training", dependencies: ["Common", "Communication", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Datasets"]),
+
         // Helpers shared by the test targets (golden cases, tolerances, pgen).
         .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "SafeTensors", "Common"]),
 
@@ -59,7 +63,7 @@ let package = Package(
         .executableTarget(
             name: "ViscoinCLI",
             dependencies: [
-                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Metrics", "Datasets",
+                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Metrics", "Datasets", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -72,6 +76,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "Metrics", "NN", "TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "DatasetTests", dependencies: ["Datasets", "ImageCodecs", "TensorCore", "Communication", "Common", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Common"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Models", "NN", "TensorCore", "Communication", "Common"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Common", "SafeTensors"]),
     ]
 )

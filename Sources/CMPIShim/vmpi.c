@@ -107,6 +107,27 @@ int vmpi_allreduce(void *buffer, int count, vmpi_dtype dtype, vmpi_op op) {
     return MPI_Allreduce(MPI_IN_PLACE, buffer, count, vmpi_type(dtype), vmpi_mpi_op(op), MPI_COMM_WORLD);
 }
 
+int vmpi_iallreduce(void *buffer, int count, vmpi_dtype dtype, vmpi_op op, intptr_t *request) {
+    MPI_Request r = MPI_REQUEST_NULL;
+    int code = MPI_Iallreduce(MPI_IN_PLACE, buffer, count, vmpi_type(dtype), vmpi_mpi_op(op), MPI_COMM_WORLD, &r);
+    *request = (intptr_t)r;
+    return code;
+}
+
+int vmpi_test(intptr_t *request, int *done) {
+    MPI_Request r = (MPI_Request)*request;
+    int code = MPI_Test(&r, done, MPI_STATUS_IGNORE);
+    *request = (intptr_t)r;
+    return code;
+}
+
+int vmpi_wait(intptr_t *request) {
+    MPI_Request r = (MPI_Request)*request;
+    int code = MPI_Wait(&r, MPI_STATUS_IGNORE);
+    *request = (intptr_t)r;
+    return code;
+}
+
 int vmpi_bcast(void *buffer, int count, vmpi_dtype dtype, int root) {
     return MPI_Bcast(buffer, count, vmpi_type(dtype), root, MPI_COMM_WORLD);
 }

@@ -41,6 +41,23 @@ public enum Console {
     }
 
     /// Fixed-point formatting without Foundation.
+    /// `significant` significant digits, in exponent form below 1e-3 (e.g. 1.234e-05).
+    public static func significant(_ value: Double, _ significant: Int = 4) -> String {
+        if value == 0 || !value.isFinite { return fixed(value, 0) }
+        var exponent = 0
+        var mantissa = abs(value)
+        while mantissa >= 10 { mantissa /= 10; exponent += 1 }
+        while mantissa < 1 { mantissa *= 10; exponent -= 1 }
+        let sign = value < 0 ? "-" : ""
+        if exponent >= -3 && exponent < 6 {
+            return fixed(value, max(0, significant - 1 - exponent))
+        }
+        var text = fixed(mantissa, significant - 1)
+        if text.hasPrefix("10.") { text = fixed(1, significant - 1); exponent += 1 }
+        let e = abs(exponent) < 10 ? "0\(abs(exponent))" : "\(abs(exponent))"
+        return sign + text + "e" + (exponent < 0 ? "-" : "+") + e
+    }
+
     public static func fixed(_ value: Double, _ digits: Int) -> String {
         if value.isNaN { return "nan" }
         if value.isInfinite { return value > 0 ? "inf" : "-inf" }

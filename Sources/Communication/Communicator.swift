@@ -41,10 +41,29 @@ public protocol Communicator: AnyObject {
     /// rank order.
     func allGather(_ send: UnsafeRawBufferPointer) throws -> [UInt8]
     func allGather(_ send: UnsafeBufferPointer<Float>) throws -> [Float]
+    /// Starts an in-place sum of `buffer` across ranks without waiting; the buffer must stay
+    /// valid and untouched until the returned reduction completes. Every rank must start the
+    /// same reductions in the same order.
+    func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingReduction
     /// Ends the whole job with `code` (all ranks).
     func abort(code: Int32) -> Never
     /// Shuts the communicator down (MPI_Finalize). Idempotent.
     func finalize() throws
+}
+
+/// A reduction in flight (see `Communicator.startAllReduceSum`).
+public protocol PendingReduction: AnyObject {
+    /// Lets the reduction progress; true once it has completed.
+    func test() throws -> Bool
+    /// Blocks until it has completed.
+    func wait() throws
+}
+
+/// A reduction that is complete when started (one rank).
+public final class CompletedReduction: PendingReduction {
+    public init() {}
+    public func test() throws -> Bool { true }
+    public func wait() throws {}
 }
 
 extension Communicator {

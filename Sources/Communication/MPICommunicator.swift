@@ -117,6 +117,20 @@ public final class MPICommunicator: Communicator {
         return bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
     }
 
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingReduction {
+        let pending = MPIPendingReduction()
+        var offset = 0
+        let chunk = max(1, chunkBytes / MemoryLayout<Float>.stride)
+        while offset < buffer.count {
+            let count = min(chunk, buffer.count - offset)
+            var request: Int = 0
+            try MPICommunicator.check(vmpi_iallreduce(buffer.baseAddress! + offset, Int32(count), VMPI_FLOAT, VMPI_SUM, &request), "MPI_Iallreduce")
+            pending.requests.append(request)
+            offset += count
+        }
+        return pending
+    }
+
     public func abort(code: Int32) -> Never {
         vmpi_abort(code)
         exit(code)
@@ -138,4 +152,27 @@ public func makeCommunicator() throws -> any Communicator {
     let forced = getenv("VISCOIN_FORCE_MPI").map { String(cString: $0) == "1" } ?? false
     if launched || forced { return try MPICommunicator() }
     return SingleProcessCommunicator()
+}
+
+/// Outstanding MPI_Iallreduce requests (one per chunk).
+final class MPIPendingReduction: PendingReduction {
+    var requests: [Int] = []
+    private var completed = 0
+
+    func test() throws -> Bool {
+        while completed < requests.count {
+            var done: Int32 = 0
+            try MPICommunicator.check(vmpi_test(&requests[completed], &done), "MPI_Test")
+            if done == 0 { return false }
+            completed += 1
+        }
+        return true
+    }
+
+    func wait() throws {
+        while completed < requests.count {
+            try MPICommunicator.check(vmpi_wait(&requests[completed]), "MPI_Wait")
+            completed += 1
+        }
+    }
 }

@@ -25,6 +25,8 @@ public final class SingleProcessCommunicator: Communicator {
     }
     public func allGather(_ send: UnsafeRawBufferPointer) throws -> [UInt8] { Array(send) }
     public func allGather(_ send: UnsafeBufferPointer<Float>) throws -> [Float] { Array(send) }
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingReduction { CompletedReduction() }
+
     public func abort(code: Int32) -> Never { exit(code) }
     public func finalize() throws {}
 }

@@ -61,6 +61,8 @@ public final class BatchNorm2d: Module {
     public let numBatchesTracked: Tensor
     public let eps: Float
     public let momentum: Float
+    /// Set for synchronised batch normalisation across data-parallel processes.
+    public var reducer: StatisticsReducer?
 
     public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1) {
         weight = Tensor.ones([channels])
@@ -84,7 +86,7 @@ public final class BatchNorm2d: Module {
     public func callAsFunction(_ x: Tensor, relu: Bool = false) -> Tensor {
         if isTraining { numBatchesTracked.data[0] += 1 }
         return batchNorm(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
-                         training: isTraining, momentum: momentum, eps: eps, relu: relu)
+                         training: isTraining, momentum: momentum, eps: eps, relu: relu, reducer: reducer)
     }
 }
 

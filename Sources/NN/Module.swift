@@ -81,6 +81,9 @@ open class Module {
 
     public var children: [(String, Module)] { childList }
 
+    /// This module and all its descendants, depth first.
+    public var allModules: [Module] { [self] + childList.flatMap { $0.1.allModules } }
+
     /// State-dict entries in PyTorch order: own parameters, own buffers, then children.
     public func stateDict(prefix: String = "") -> [StateEntry] {
         var out: [StateEntry] = []

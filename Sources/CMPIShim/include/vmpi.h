@@ -37,6 +37,12 @@ int vmpi_sleeping_barrier(long sleep_us);
 
 /// In-place all-reduce of `count` elements (count must fit in an int; chunk in the caller).
 int vmpi_allreduce(void *buffer, int count, vmpi_dtype dtype, vmpi_op op);
+/// Non-blocking in-place all-reduce; `request` receives a handle for vmpi_test / vmpi_wait.
+int vmpi_iallreduce(void *buffer, int count, vmpi_dtype dtype, vmpi_op op, intptr_t *request);
+/// Progresses a request; `done` becomes 1 when it has completed (the handle is then freed).
+int vmpi_test(intptr_t *request, int *done);
+/// Waits for a request to complete (the handle is then freed).
+int vmpi_wait(intptr_t *request);
 /// Broadcast of `count` elements from `root`.
 int vmpi_bcast(void *buffer, int count, vmpi_dtype dtype, int root);
 /// All-gather: every rank sends `count` elements, `recv` receives size * count elements.

@@ -201,14 +201,19 @@ public enum Autograd {
         return inputs.map { input in input.gradEdge.identity.flatMap { result[$0] }.map { $0.shape == input.shape ? $0 : $0.reshaped(input.shape) } }
     }
 
-    /// Accumulates d outputs / d leaf into every leaf's `.grad`.
-    public static func backward(_ outputs: [Tensor], gradOutputs: [Tensor]? = nil, createGraph: Bool = false, retainGraph: Bool? = nil) {
+    /// Accumulates d outputs / d leaf into every leaf's `.grad`. `onLeafGradient` is called for
+    /// each leaf as soon as its gradient of this pass is complete (every consumer has
+    /// contributed), while the rest of the backward pass still runs: data parallelism starts
+    /// the all-reduce of finished gradients there.
+    public static func backward(_ outputs: [Tensor], gradOutputs: [Tensor]? = nil, createGraph: Bool = false, retainGraph: Bool? = nil,
+                                onLeafGradient: ((Tensor) -> Void)? = nil) {
         _ = run(outputs: outputs, gradOutputs: gradOutputs, targets: nil, accumulateLeaves: true,
-                createGraph: createGraph, retainGraph: retainGraph ?? createGraph)
+                createGraph: createGraph, retainGraph: retainGraph ?? createGraph, onLeafGradient: onLeafGradient)
     }
 
     private static func run(outputs: [Tensor], gradOutputs: [Tensor]?, targets: Set<ObjectIdentifier>?,
-                            accumulateLeaves: Bool, createGraph: Bool, retainGraph: Bool) -> [ObjectIdentifier: Tensor] {
+                            accumulateLeaves: Bool, createGraph: Bool, retainGraph: Bool,
+                            onLeafGradient: ((Tensor) -> Void)? = nil) -> [ObjectIdentifier: Tensor] {
         // 1. Topological order of the graph vertices (inputs before outputs), iterative DFS.
         var order: [GradEdge] = []
         var visited = Set<ObjectIdentifier>()
@@ -285,7 +290,10 @@ public enum Autograd {
                     }
                     if !retainGraph { node.release() }
                 case .leaf(let leaf):
-                    if accumulateLeaves { accumulateLeafGrad(leaf, g, createGraph: createGraph) }
+                    if accumulateLeaves {
+                        accumulateLeafGrad(leaf, g, createGraph: createGraph)
+                        onLeafGradient?(leaf)
+                    }
                 case .none:
                     break
                 }
@@ -322,8 +330,10 @@ public enum Autograd {
 
 extension Tensor {
     /// Accumulates gradients of this tensor (ones by default) into the leaves' `.grad`.
-    public func backward(_ gradOutput: Tensor? = nil, createGraph: Bool = false, retainGraph: Bool? = nil) {
-        Autograd.backward([self], gradOutputs: gradOutput.map { [$0] }, createGraph: createGraph, retainGraph: retainGraph)
+    public func backward(_ gradOutput: Tensor? = nil, createGraph: Bool = false, retainGraph: Bool? = nil,
+                         onLeafGradient: ((Tensor) -> Void)? = nil) {
+        Autograd.backward([self], gradOutputs: gradOutput.map { [$0] }, createGraph: createGraph, retainGraph: retainGraph,
+                          onLeafGradient: onLeafGradient)
     }
 
     /// Clears `.grad`.

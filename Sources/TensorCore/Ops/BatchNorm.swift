@@ -35,10 +35,20 @@ public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor?, relu: Bool
     }
 }
 
+/// Sums per-channel statistics across the processes of a data-parallel job (synchronised
+/// batch normalisation). `values` are summed in place over every process.
+public protocol StatisticsReducer: AnyObject {
+    func sum(_ values: UnsafeMutableBufferPointer<Double>)
+}
+
 /// Batch normalisation, optionally fused with the ReLU that follows it (`relu`): one pass
 /// forward, one mask applied inside the backward kernel, and no separate pre-activation tensor.
+/// With a `reducer`, training statistics are those of the batch over every process
+/// (SyncBatchNorm): the mean, the variance and the backward sums are reduced across processes;
+/// the weight and bias gradients stay local (the data-parallel gradient average combines them).
 public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: Tensor?, runningVar: Tensor?,
-                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false) -> Tensor {
+                      training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, relu: Bool = false,
+                      reducer: StatisticsReducer? = nil) -> Tensor {
     guard x.rank >= 2 else { shapeFailure("batchNorm expects [N, C, ...], got \(x.shape)") }
     let c = x.shape[1]
     for t in [weight, bias, runningMean, runningVar].compactMap({ $0 }) where t.count != c {
@@ -56,34 +66,62 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     guard m > 1 else { shapeFailure("batchNorm in training mode needs more than one value per channel, got \(x.shape)") }
     var mean = [Double](repeating: 0, count: c), invStd = [Float](repeating: 0, count: c)
     var variance = [Double](repeating: 0, count: c)
+    var count = Double(m)
     let src = x.data
-    mean.withUnsafeMutableBufferPointer { meanP in
-        variance.withUnsafeMutableBufferPointer { varP in
+    if let reducer {
+        // Global mean, then the global sum of squared deviations about it.
+        var sums = [Double](repeating: 0, count: c + 1)
+        sums.withUnsafeMutableBufferPointer { sp in
             Parallel.forRange(c, grain: 1) { channels in
                 for ch in channels {
-                    var s = 0.0
-                    for b in 0..<n { s += Reduce.sum(src + (b * c + ch) * inner, inner) }
-                    let mu = s / Double(m)
-                    var ss = 0.0
-                    let muF = Float(mu)
-                    for b in 0..<n {
-                        let p = src + (b * c + ch) * inner
-                        var acc = 0.0
-                        var i = 0
-                        while i < inner {
-                            let end = Swift.min(inner, i + 4096)
-                            var part: Float = 0
-                            for j in i..<end {
-                                let d = p[j] - muF
-                                part += d * d
+                    var total = 0.0
+                    for b in 0..<n { total += Reduce.sum(src + (b * c + ch) * inner, inner) }
+                    sp[ch] = total
+                }
+            }
+            sp[c] = Double(m)
+            reducer.sum(sp)
+        }
+        count = sums[c]
+        for ch in 0..<c { mean[ch] = sums[ch] / count }
+        var squares = [Double](repeating: 0, count: c)
+        squares.withUnsafeMutableBufferPointer { sq in
+            Parallel.forRange(c, grain: 1) { channels in
+                for ch in channels { sq[ch] = sumOfSquaredDeviations(src, n: n, c: c, inner: inner, channel: ch, mean: Float(mean[ch])) }
+            }
+            reducer.sum(sq)
+        }
+        for ch in 0..<c { variance[ch] = squares[ch] / count }
+    } else {
+        let src = x.data
+        mean.withUnsafeMutableBufferPointer { meanP in
+            variance.withUnsafeMutableBufferPointer { varP in
+                Parallel.forRange(c, grain: 1) { channels in
+                    for ch in channels {
+                        var s = 0.0
+                        for b in 0..<n { s += Reduce.sum(src + (b * c + ch) * inner, inner) }
+                        let mu = s / Double(m)
+                        var ss = 0.0
+                        let muF = Float(mu)
+                        for b in 0..<n {
+                            let p = src + (b * c + ch) * inner
+                            var acc = 0.0
+                            var i = 0
+                            while i < inner {
+                                let end = Swift.min(inner, i + 4096)
+                                var part: Float = 0
+                                for j in i..<end {
+                                    let d = p[j] - muF
+                                    part += d * d
+                                }
+                                acc += Double(part)
+                                i = end
                             }
-                            acc += Double(part)
-                            i = end
+                            ss += acc
                         }
-                        ss += acc
+                        meanP[ch] = mu
+                        varP[ch] = ss / Double(m)
                     }
-                    meanP[ch] = mu
-                    varP[ch] = ss / Double(m)
                 }
             }
         }
@@ -93,7 +131,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     if let runningMean { for ch in 0..<c { runningMean.data[ch] = (1 - momentum) * runningMean.data[ch] + momentum * Float(mean[ch]) } }
     if let runningVar {
         for ch in 0..<c {
-            runningVar.data[ch] = (1 - momentum) * runningVar.data[ch] + momentum * Float(variance[ch] * Double(m) / Double(m - 1))
+            runningVar.data[ch] = (1 - momentum) * runningVar.data[ch] + momentum * Float(variance[ch] * count / (count - 1))
         }
     }
     let meanF = mean.map { Float($0) }
@@ -117,6 +155,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
     if let bias { inputs.append(bias) }
     return out.recordedSavingOutput(if: relu, relu ? "batch_norm_relu" : "batch_norm", inputs) { g, needs, out in
         if GradMode.isEnabled {
+            precondition(reducer == nil, "synchronised batch norm does not support gradients of gradients")
             // A graph of the gradient is wanted: differentiate the composite formula.
             let dims = [0] + Array(2..<x.rank)
             let mu = x.mean(dims: dims, keepDims: true)
@@ -130,15 +169,17 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
             if relu { y = y.relu() }
             return Autograd.grad(of: [y], wrt: inputs, gradOutputs: [g], createGraph: true)
         }
-        return batchNormBackward(g, x, meanF, invStd, weight: weight, hasBias: bias != nil, needs: needs, reluOutput: out)
+        return batchNormBackward(g, x, meanF, invStd, weight: weight, hasBias: bias != nil, needs: needs, reluOutput: out,
+                                 reducer: reducer, count: count)
     }
 }
 
 /// Fused backward of training-mode batch norm (no graph).
 private func batchNormBackward(_ g: Tensor, _ x: Tensor, _ mean: [Float], _ invStd: [Float], weight: Tensor?,
-                               hasBias: Bool, needs: [Bool], reluOutput: Tensor?) -> [Tensor?] {
+                               hasBias: Bool, needs: [Bool], reluOutput: Tensor?, reducer: StatisticsReducer? = nil,
+                               count: Double) -> [Tensor?] {
     let n = x.shape[0], c = x.shape[1], inner = x.shape[2...].reduce(1, *)
-    let m = Float(n * inner)
+    let m = Float(count)
     var sumG = [Double](repeating: 0, count: c), sumGXhat = [Double](repeating: 0, count: c)
     // With a fused ReLU the incoming gradient is masked by the output's sign first.
     let masked = reluOutput.map { Elementwise.zip(g, $0, Fn.MaskGradient(slope: 0)) } ?? g
@@ -167,6 +208,14 @@ private func batchNormBackward(_ g: Tensor, _ x: Tensor, _ mean: [Float], _ invS
             }
         }
     }
+    // Parameter gradients use this process's sums; the input gradient the global ones.
+    let localSumG = sumG, localSumGXhat = sumGXhat
+    if let reducer, needs[0] {
+        var both = sumG + sumGXhat
+        both.withUnsafeMutableBufferPointer { reducer.sum($0) }
+        sumG = Array(both[0..<c])
+        sumGXhat = Array(both[c...])
+    }
     var grads: [Tensor?] = []
     if needs[0] {
         let dx = Tensor(uninitializedShape: x.shape)
@@ -189,7 +238,28 @@ private func batchNormBackward(_ g: Tensor, _ x: Tensor, _ mean: [Float], _ invS
     } else {
         grads.append(nil)
     }
-    if weight != nil { grads.append(needs[grads.count] ? Tensor(sumGXhat.map { Float($0) }) : nil) }
-    if hasBias { grads.append(needs[grads.count] ? Tensor(sumG.map { Float($0) }) : nil) }
+    if weight != nil { grads.append(needs[grads.count] ? Tensor(localSumGXhat.map { Float($0) }) : nil) }
+    if hasBias { grads.append(needs[grads.count] ? Tensor(localSumG.map { Float($0) }) : nil) }
     return grads
+}
+
+/// Sum over one channel of (x - mean)^2, accumulated in Float blocks of 4096 and Double across
+/// blocks (as the single-process path).
+private func sumOfSquaredDeviations(_ src: UnsafeMutablePointer<Float>, n: Int, c: Int, inner: Int, channel ch: Int, mean muF: Float) -> Double {
+    var ss = 0.0
+    for b in 0..<n {
+        let p = src + (b * c + ch) * inner
+        var i = 0
+        while i < inner {
+            let end = Swift.min(inner, i + 4096)
+            var part: Float = 0
+            for j in i..<end {
+                let d = p[j] - muF
+                part += d * d
+            }
+            ss += Double(part)
+            i = end
+        }
+    }
+    return ss
 }
