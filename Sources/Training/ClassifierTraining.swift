@@ -213,6 +213,13 @@ public final class ClassifierTrainer {
         var history: [JSONValue] = []
         var skippedSteps = 0
         if let spec = c.resume, let loaded = try store.resume(spec, communicator: communicator, log: say) {
+            // The position in the epoch counts batches of batch_size / accumulate images.
+            for key in ["batch_size", "accumulate"] {
+                let saved = loaded.config[key]?.intValue.map(Int.init), now = c.json[key]?.intValue.map(Int.init)
+                if let saved, saved != now {
+                    throw TrainingError("\(loaded.path) was written with --\(key.replacing("_", with: "-")) \(saved); resume with the same value (got \(now ?? 0))")
+                }
+            }
             let modelTensors = Dictionary(uniqueKeysWithValues: loaded.tensors.compactMap { k, v in k.hasPrefix("model.") ? (String(k.dropFirst(6)), v) : nil })
             _ = try model.load(modelTensors, strict: true, sourceName: loaded.path)
             let optimizerTensors = Dictionary(uniqueKeysWithValues: loaded.tensors.compactMap { k, v in k.hasPrefix("optimizer.") ? (String(k.dropFirst(10)), v) : nil })

@@ -101,24 +101,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
                         var s = 0.0
                         for b in 0..<n { s += Reduce.sum(src + (b * c + ch) * inner, inner) }
                         let mu = s / Double(m)
-                        var ss = 0.0
-                        let muF = Float(mu)
-                        for b in 0..<n {
-                            let p = src + (b * c + ch) * inner
-                            var acc = 0.0
-                            var i = 0
-                            while i < inner {
-                                let end = Swift.min(inner, i + 4096)
-                                var part: Float = 0
-                                for j in i..<end {
-                                    let d = p[j] - muF
-                                    part += d * d
-                                }
-                                acc += Double(part)
-                                i = end
-                            }
-                            ss += acc
-                        }
+                        let ss = sumOfSquaredDeviations(src, n: n, c: c, inner: inner, channel: ch, mean: Float(mu))
                         meanP[ch] = mu
                         varP[ch] = ss / Double(m)
                     }
@@ -243,12 +226,13 @@ private func batchNormBackward(_ g: Tensor, _ x: Tensor, _ mean: [Float], _ invS
     return grads
 }
 
-/// Sum over one channel of (x - mean)^2, accumulated in Float blocks of 4096 and Double across
-/// blocks (as the single-process path).
+/// Sum over one channel of (x - mean)^2: Float blocks of 4096 values, Double across blocks and
+/// images (a fixed grouping, so the result does not depend on threads).
 private func sumOfSquaredDeviations(_ src: UnsafeMutablePointer<Float>, n: Int, c: Int, inner: Int, channel ch: Int, mean muF: Float) -> Double {
     var ss = 0.0
     for b in 0..<n {
         let p = src + (b * c + ch) * inner
+        var acc = 0.0
         var i = 0
         while i < inner {
             let end = Swift.min(inner, i + 4096)
@@ -257,9 +241,10 @@ private func sumOfSquaredDeviations(_ src: UnsafeMutablePointer<Float>, n: Int, 
                 let d = p[j] - muF
                 part += d * d
             }
-            ss += Double(part)
+            acc += Double(part)
             i = end
         }
+        ss += acc
     }
     return ss
 }
