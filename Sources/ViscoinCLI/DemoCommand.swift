@@ -13,7 +13,7 @@ import Glibc
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Built-in end-to-end demo on generated data (run it with launch/run -n 2).")
+        abstract: "Foundation check on generated data: image codecs, all-reduce, zstd safetensors round trip (launch/run -n 2).")
 
     @Option(help: "Output directory.") var out = "demo-output"
     @Option(help: "Images per rank.") var images = 4

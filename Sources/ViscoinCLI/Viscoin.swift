@@ -17,7 +17,8 @@ struct Viscoin: ParsableCommand {
         abstract: "VisCoIN on CPUs: concept-based interpretable classification with a StyleGAN2 generator, trained with MPI.",
         discussion: """
             Run one process directly (world size 1) or several with mpirun / srun, e.g.
-              launch/run -n 2 -- demo
+              launch/run -n 2 -- prepare demo --out data/demo
+              launch/run -n 2 -- train-classifier --data data/demo --run runs/demo --arch tiny
             See README.md for the pipeline, cluster use and file formats.
             """,
         subcommands: [EnvCommand.self, PrepareCommand.self, TrainClassifierCommand.self, ConvertCommand.self, InspectCommand.self, GenerateCommand.self, FIDCommand.self,
