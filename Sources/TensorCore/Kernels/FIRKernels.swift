@@ -47,8 +47,10 @@ enum FIRKernels {
         Parallel.forRange(planes, grain: max(1, 4096 / max(1, oh * ow))) { range in
             var tmp = [Float](repeating: 0, count: h * ow)
             var row = [Float](repeating: 0, count: max(length, 1))
+            var phases = [Float](repeating: 0, count: max(length, 1) + 2)
             tmp.withUnsafeMutableBufferPointer { t in
             row.withUnsafeMutableBufferPointer { u in
+            phases.withUnsafeMutableBufferPointer { p in
             ty.offsets.withUnsafeBufferPointer { yo in
             ty.inputs.withUnsafeBufferPointer { yi in
             ty.taps.withUnsafeBufferPointer { yt in
@@ -59,16 +61,37 @@ enum FIRKernels {
                     for iy in 0..<h {
                         // Zero-inserted, padded (or cropped) row.
                         let r = src + iy * w
-                        for k in 0..<length { u[k] = 0 }
-                        for ix in 0..<w {
-                            let k = ix * up + pad0
-                            if k >= 0 && k < length { u[k] = r[ix] }
+                        if up == 1 {
+                            // A shifted copy: input ix lands at ix + pad0 (cropped when pad0 < 0).
+                            let first = max(0, -pad0), last = min(w, length - pad0)
+                            let lo = max(0, first + pad0), hi = max(lo, last + pad0)
+                            (u.baseAddress!).update(repeating: 0, count: lo)
+                            if hi > lo { (u.baseAddress! + lo).update(from: r + first, count: hi - lo) }
+                            (u.baseAddress! + hi).update(repeating: 0, count: length - hi)
+                        } else {
+                            for k in 0..<length { u[k] = 0 }
+                            for ix in 0..<w {
+                                let k = ix * up + pad0
+                                if k >= 0 && k < length { u[k] = r[ix] }
+                            }
                         }
                         let dst = t.baseAddress! + iy * ow
                         for ox in 0..<ow { dst[ox] = 0 }
                         if down == 1 {
                             for j in 0..<kx {
                                 let wj = fx[j], base = u.baseAddress! + j
+                                for ox in 0..<ow { dst[ox] += wj * base[ox] }
+                            }
+                        } else if down == 2 {
+                            // De-interleave once into even / odd phases, then contiguous taps:
+                            // dst[ox] += f[j] * u[2 ox + j] = f[j] * phase[j % 2][ox + j / 2].
+                            let half = (length + 1) / 2
+                            let even = p.baseAddress!, odd = p.baseAddress! + half
+                            for k in 0..<half { even[k] = u[2 * k] }
+                            for k in 0..<(length / 2) { odd[k] = u[2 * k + 1] }
+                            if length % 2 == 1 { odd[length / 2] = 0 }
+                            for j in 0..<kx {
+                                let wj = fx[j], base = (j % 2 == 0 ? even : odd) + j / 2
                                 for ox in 0..<ow { dst[ox] += wj * base[ox] }
                             }
                         } else {
@@ -89,7 +112,7 @@ enum FIRKernels {
                         }
                     }
                 }
-            }}}}}}}
+            }}}}}}}}
         }
     }
 
