@@ -172,22 +172,10 @@ public final class DataLoader: @unchecked Sendable {
 /// Decoded images kept in memory (thread-safe).
 final class DecodedCache: @unchecked Sendable {
     private var images: [RGBImage?]
-    private var mutex = pthread_mutex_t()
-    init(count: Int) {
-        images = [RGBImage?](repeating: nil, count: count)
-        pthread_mutex_init(&mutex, nil)
-    }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func get(_ i: Int) -> RGBImage? {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return images[i]
-    }
-    func set(_ i: Int, _ image: RGBImage) {
-        pthread_mutex_lock(&mutex)
-        images[i] = image
-        pthread_mutex_unlock(&mutex)
-    }
+    private let lock = Lock()
+    init(count: Int) { images = [RGBImage?](repeating: nil, count: count) }
+    func get(_ i: Int) -> RGBImage? { lock.withLock { images[i] } }
+    func set(_ i: Int, _ image: RGBImage) { lock.withLock { images[i] = image } }
 }
 
 /// An epoch's batches in order. `next()` returns nil after the last one and rethrows a
@@ -223,8 +211,7 @@ final class StreamState: @unchecked Sendable {
     private var nextToDeliver: Int
     private var results: [Int: Result<Batch, Error>] = [:]
     private var cancelled = false
-    private var mutex = pthread_mutex_t()
-    private var changed = pthread_cond_t()
+    private let lock = Lock()
 
     init(loader: DataLoader, epoch: Int, start: Int, end: Int, capacity: Int) {
         self.loader = loader
@@ -234,56 +221,43 @@ final class StreamState: @unchecked Sendable {
         self.order = loader.epochOrder(epoch)
         nextToClaim = start
         nextToDeliver = start
-        pthread_mutex_init(&mutex, nil)
-        pthread_cond_init(&changed, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(&changed)
-        pthread_mutex_destroy(&mutex)
     }
 
     func cancel() {
-        pthread_mutex_lock(&mutex)
-        cancelled = true
-        pthread_cond_broadcast(&changed)
-        pthread_mutex_unlock(&mutex)
+        lock.withLock {
+            cancelled = true
+            lock.broadcast()
+        }
     }
 
     /// A worker: claims the next batch while fewer than `capacity` are waiting, loads it, posts it.
     func work() {
         while true {
-            pthread_mutex_lock(&mutex)
-            while !cancelled && nextToClaim < end && nextToClaim - nextToDeliver >= capacity {
-                pthread_cond_wait(&changed, &mutex)
+            let claimed: Int? = lock.withLock {
+                while !cancelled && nextToClaim < end && nextToClaim - nextToDeliver >= capacity { lock.wait() }
+                if cancelled || nextToClaim >= end { return nil }
+                nextToClaim += 1
+                return nextToClaim - 1
             }
-            if cancelled || nextToClaim >= end {
-                pthread_mutex_unlock(&mutex)
-                return
-            }
-            let batch = nextToClaim
-            nextToClaim += 1
-            pthread_mutex_unlock(&mutex)
+            guard let batch = claimed else { return }
             let result = Result { try loader.loadBatch(epoch: epoch, batch: batch, order: order) }
-            pthread_mutex_lock(&mutex)
-            results[batch] = result
-            pthread_cond_broadcast(&changed)
-            pthread_mutex_unlock(&mutex)
+            lock.withLock {
+                results[batch] = result
+                lock.broadcast()
+            }
         }
     }
 
     func next() throws -> Batch? {
-        pthread_mutex_lock(&mutex)
-        guard nextToDeliver < end else {
-            pthread_mutex_unlock(&mutex)
-            return nil
+        let result: Result<Batch, Error>? = lock.withLock {
+            guard nextToDeliver < end else { return nil }
+            while results[nextToDeliver] == nil { lock.wait() }
+            let result = results.removeValue(forKey: nextToDeliver)!
+            nextToDeliver += 1
+            lock.broadcast()
+            return result
         }
-        while results[nextToDeliver] == nil { pthread_cond_wait(&changed, &mutex) }
-        let result = results.removeValue(forKey: nextToDeliver)!
-        nextToDeliver += 1
-        pthread_cond_broadcast(&changed)
-        pthread_mutex_unlock(&mutex)
-        return try result.get()
+        return try result?.get()
     }
 
     func nextInline() throws -> Batch? {

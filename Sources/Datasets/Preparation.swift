@@ -150,11 +150,10 @@ public enum Preparation {
         let mine = Array(stride(from: rank, to: plan.items.count, by: world))
         var failures = [String?](repeating: nil, count: mine.count)
         var writeError: Error? = nil
-        let lock = PreparationLock()
+        let lock = Lock()
         let started = Console.now()
         var done = 0, lastReport = started
         failures.withUnsafeMutableBufferPointer { failed in
-            let slots = UncheckedBox(failed)
             Parallel.run(mine.count) { k in
                 let i = mine[k], item = plan.items[i]
                 do {
@@ -162,11 +161,11 @@ public enum Preparation {
                     let png = try ImageCodec.encodePNG(image)
                     try Files.writeNew(Files.join(partial, DatasetItem.fileName(i)), bytes: png)
                 } catch let bad as BadSource {
-                    slots.value[k] = bad.reason
+                    failed[k] = bad.reason
                 } catch {
-                    lock.locked { if writeError == nil { writeError = error } }
+                    lock.withLock { if writeError == nil { writeError = error } }
                 }
-                lock.locked {
+                lock.withLock {
                     done += 1
                     let now = Console.now()
                     if rank == 0 && (now - lastReport >= 5 || done == mine.count) {
@@ -255,23 +254,6 @@ extension Preparation {
         }
         return RGBImage.grid(tiles, columns: 8)
     }
-}
-
-/// A mutex for the few shared counters of the preparation workers.
-final class PreparationLock: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func locked<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
-}
-
-struct UncheckedBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 extension String {

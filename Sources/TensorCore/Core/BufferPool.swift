@@ -1,24 +1,10 @@
 // A pool of float buffers keyed by exact element count. Training steps allocate the same
 // sizes every iteration; reusing them avoids glibc's mmap/munmap of large blocks and the page
 // faults that follow (measured: half of a PyTorch VisCoIN step's time on this machine kind).
+import Common
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// A pthread mutex (the pool is used from kernel threads).
-final class Lock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    init() { pthread_mutex_init(mutex, nil) }
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-    @inline(__always) func withLock<R>(_ body: () throws -> R) rethrows -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-}
 
 public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool(maxPooledBytes: BufferPool.defaultLimit())
