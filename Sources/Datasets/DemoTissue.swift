@@ -8,6 +8,9 @@
 import Common
 import ImageCodecs
 import TensorCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public enum DemoTissue {
     /// NCT-CRC-HE-100K class folder names, in their (alphabetical) label order.
@@ -103,7 +106,7 @@ public enum DemoTissue {
         /// A filled ellipse (semi-axes a >= b, angle theta) with a soft edge.
         mutating func ellipse(cx: Double, cy: Double, a: Double, b: Double, theta: Double, colour: RGB, alpha: Float) {
             let r = Int(a.rounded(.up)) + 1
-            let (cs, sn) = (cosine(theta), sine(theta))
+            let (cs, sn) = (cos(theta), sin(theta))
             for y in Int(cy) - r...Int(cy) + r {
                 for x in Int(cx) - r...Int(cx) + r {
                     let dx = Double(x) + 0.5 - cx, dy = Double(y) + 0.5 - cy
@@ -164,7 +167,7 @@ public enum DemoTissue {
         let (fx, fy, phase) = (0.5 + u(), 0.5 + u(), u() * 6.28)
         for y in 0..<canvas.size {
             for x in 0..<canvas.size {
-                let wave = Float(sine(Double(x) / s * 6.28 * fx + phase) * cosine(Double(y) / s * 6.28 * fy))
+                let wave = Float(sin(Double(x) / s * 6.28 * fx + phase) * cos(Double(y) / s * 6.28 * fy))
                 canvas.blend(x, y, stroma, max(0, wave) * 0.12 * eosin * (1 - empty))
                 canvas.blend(x, y, glass, max(0, -wave) * 0.5 * empty)
             }
@@ -176,7 +179,7 @@ public enum DemoTissue {
             let (y0, amp, freq, ph) = (u() * s, (0.05 + 0.1 * u()) * s, 1 + 2 * u(), u() * 6.28)
             var previous: (Double, Double)? = nil
             for k in 0...40 {
-                let x = Double(k) / 40 * s, y = y0 + amp * sine(Double(k) / 40 * 6.28 * freq + ph)
+                let x = Double(k) / 40 * s, y = y0 + amp * sin(Double(k) / 40 * 6.28 * freq + ph)
                 if let (px, py) = previous { canvas.line(x0: px, y0: py, x1: x, y1: y, width: 2.5 * scale, colour: mucusColour, alpha: 0.45 * mucus) }
                 previous = (x, y)
             }
@@ -207,11 +210,11 @@ public enum DemoTissue {
             let length = (0.25 + 0.35 * u()) * s
             let (cx, cy) = (u() * s, u() * s)
             let wave = Double(1 - fAlign) * 0.15 * s
-            let (dx, dy) = (cosine(angle), sine(angle))
+            let (dx, dy) = (cos(angle), sin(angle))
             var previous: (Double, Double)? = nil
             for k in 0...8 {
                 let t = (Double(k) / 8 - 0.5) * length
-                let off = wave * sine(Double(k) / 8 * 6.28 + cx)
+                let off = wave * sin(Double(k) / 8 * 6.28 + cx)
                 let x = cx + dx * t - dy * off, y = cy + dy * t + dx * off
                 if let (px, py) = previous { canvas.line(x0: px, y0: py, x1: x, y1: y, width: 0.9 * scale, colour: fibre, alpha: 0.55) }
                 previous = (x, y)
@@ -236,7 +239,7 @@ public enum DemoTissue {
             let around = Int(10 + 8 * u())
             for k in 0..<around {
                 let a = Double(k) / Double(around) * 6.2832 + 0.2 * n() * Double(1 - glands)
-                nucleus(gx + cosine(a) * r * 0.8, gy + sine(a) * r * 0.8, angle: a)
+                nucleus(gx + cos(a) * r * 0.8, gy + sin(a) * r * 0.8, angle: a)
             }
         }
 
@@ -260,10 +263,3 @@ public enum DemoTissue {
         return canvas.downsampled()
     }
 }
-
-// Double-precision trigonometry without Foundation.
-#if canImport(Glibc)
-import Glibc
-#endif
-@inline(__always) func sine(_ x: Double) -> Double { sin(x) }
-@inline(__always) func cosine(_ x: Double) -> Double { cos(x) }

@@ -67,9 +67,8 @@ public final class CheckpointStore {
     public let keep: Int
     /// zstd level of the shards.
     public var level: Int32 = 3
-    /// Statistics of the last save / load (bytes before and after compression, seconds).
+    /// Statistics of the last save (bytes before and after compression, seconds).
     public private(set) var lastSave: (payload: Int, compressed: Int, seconds: Double) = (0, 0, 0)
-    public private(set) var lastLoad: (payload: Int, compressed: Int, seconds: Double) = (0, 0, 0)
 
     public init(directory: String, keep: Int = 3) {
         self.directory = directory
@@ -201,7 +200,6 @@ public final class CheckpointStore {
 
     /// Reads and verifies one checkpoint directory: manifest, shard sizes and checksums, tensor index.
     public static func load(_ path: String) throws -> LoadedCheckpoint {
-        let started = Console.now()
         let manifestPath = Files.join(path, "manifest.json")
         guard Files.isDirectory(path) else { throw CheckpointError(path, "no such checkpoint directory") }
         guard Files.exists(manifestPath) else { throw CheckpointError(path, "incomplete checkpoint (no manifest.json)") }
@@ -256,7 +254,6 @@ public final class CheckpointStore {
             }
             tensors[name] = tensor
         }
-        _ = started
         return LoadedCheckpoint(path: path, step: Int(step), worldSize: Int(world), manifest: manifest, tensors: tensors)
     }
 
@@ -264,7 +261,6 @@ public final class CheckpointStore {
     /// a damaged newest checkpoint is reported and the previous complete one is used. Rank 0
     /// chooses; the others load the same directory.
     public func resume(_ spec: String, communicator: any Communicator, log: (String) -> Void) throws -> LoadedCheckpoint? {
-        let started = Console.now()
         var chosen = ""
         var failure = ""
         if communicator.rank == 0 {
@@ -301,9 +297,6 @@ public final class CheckpointStore {
         let parts = decision.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         if parts[0] == "error" { throw CheckpointError(spec, parts.count > 1 ? parts[1] : "cannot resume") }
         guard parts.count > 1, !parts[1].isEmpty else { return nil }
-        let loaded = try Self.load(parts[1])
-        let payload = loaded.tensors.values.reduce(0) { $0 + $1.count * 4 }
-        lastLoad = (payload, 0, Console.now() - started)
-        return loaded
+        return try Self.load(parts[1])
     }
 }

@@ -117,9 +117,14 @@ public final class ClassifierTrainer {
 
     func say(_ message: String) { if isRoot { log(message) } }
 
-    /// Evaluates on a split: (mean per-image loss, accuracy, count, confusion matrix).
+    /// Index of the largest value of `row` (the first one on ties, as torch.argmax), from 0.
+    static func argmax(_ row: ArraySlice<Float>) -> Int {
+        row.indices.max { row[$0] < row[$1] }! - row.startIndex
+    }
+
+    /// Evaluates on a split: (mean per-image loss, accuracy, count, confusion matrix). The ranks'
+    /// batch-norm buffers must agree (see `shareBuffers` in `run`).
     func evaluate(_ model: Classifier, _ loader: DataLoader, classes: Int) throws -> (loss: Double, accuracy: Double, count: Int, confusion: [[Int]]) {
-        try DataParallel.broadcastBuffers(model, communicator: communicator)
         model.eval()
         defer { model.train() }
         var sums = [Double](repeating: 0, count: 3 + classes * classes)  // loss, correct, count, confusion
@@ -129,7 +134,7 @@ public final class ClassifierTrainer {
             let logProbabilities = logits.logSoftmax(dim: 1).toArray()
             for j in 0..<batch.count where !batch.isPadding[j] {
                 let row = logProbabilities[(j * classes)..<((j + 1) * classes)]
-                let predicted = row.indices.max { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }! - j * classes
+                let predicted = Self.argmax(row)
                 let label = batch.labels[j]
                 sums[0] -= Double(row[j * classes + label])
                 if predicted == label { sums[1] += 1 }
@@ -244,10 +249,20 @@ public final class ClassifierTrainer {
                 + "\(stepsPerEpoch) steps per epoch, \(totalSteps) steps")
         }
 
-        func checkpoint() throws {
+        // Training-mode forward passes update each rank's batch-norm running statistics; rank 0's
+        // are the model's (as DDP's broadcast_buffers). Shared once before they are used.
+        var buffersShared = true
+        func shareBuffers() throws {
+            guard !buffersShared else { return }
             try DataParallel.broadcastBuffers(model, communicator: communicator)
-            try DataParallel.checkConsistency(model.stateDict().map { ($0.key, $0.tensor) }, communicator: communicator)
-            var tensors = model.stateDict().map { ("model." + $0.key, $0.tensor, $0.isInteger) }
+            buffersShared = true
+        }
+
+        func checkpoint() throws {
+            try shareBuffers()
+            let entries = model.stateDict()
+            try DataParallel.checkConsistency(entries.map { ($0.key, $0.tensor) }, communicator: communicator)
+            var tensors = entries.map { ("model." + $0.key, $0.tensor, $0.isInteger) }
             tensors += optimizer.stateTensors().map { ("optimizer." + $0.0, $0.1, false) }
             let state: JSONValue = .object([
                 ("step", JSONValue(step)), ("epoch", JSONValue(epoch)), ("loader_batch", JSONValue(loaderBatch)),
@@ -262,7 +277,7 @@ public final class ClassifierTrainer {
         }
 
         func exportModel(_ name: String) throws {
-            try DataParallel.broadcastBuffers(model, communicator: communicator)
+            try shareBuffers()
             if isRoot { try ModelFile.save(model, spec: .classifier(arch, classes: classes), to: Files.join(c.run, name)) }
         }
 
@@ -279,6 +294,7 @@ public final class ClassifierTrainer {
                     optimizer.setLearningRates(base: baseRates, factor: schedule.factor(epoch: epoch, iteration: step))
                 }
                 let (logits, _) = model(imagenetNormalized(batch.images))
+                buffersShared = false
                 let loss = crossEntropy(logits, labels: batch.labels)
                 let scaled = c.accumulate > 1 ? loss / Float(c.accumulate) : loss
                 round += 1
@@ -286,7 +302,7 @@ public final class ClassifierTrainer {
                 let values = logits.toArray()
                 for j in 0..<batch.count {
                     let row = values[(j * classes)..<((j + 1) * classes)]
-                    if row.indices.max(by: { row[$0] < row[$1] }) == j * classes + batch.labels[j] { window.correct += 1 }
+                    if Self.argmax(row) == batch.labels[j] { window.correct += 1 }
                 }
                 window.loss += Double(loss.item()) * Double(batch.count)
                 window.count += Double(batch.count)
@@ -332,6 +348,7 @@ public final class ClassifierTrainer {
             // End of epoch: validation, best model, checkpoint.
             var entry: [(String, JSONValue)] = [("kind", "val"), ("step", JSONValue(step)), ("epoch", JSONValue(epoch + 1))]
             if let validation {
+                try shareBuffers()
                 let v = try evaluate(model, validation, classes: classes)
                 entry += [("loss", .double(v.loss)), ("accuracy", .double(v.accuracy)), ("count", JSONValue(v.count))]
                 say("epoch \(epoch + 1): validation loss \(Console.fixed(v.loss, 4)) accuracy \(Console.fixed(100 * v.accuracy, 2))% (\(v.count) images)")
@@ -357,6 +374,7 @@ public final class ClassifierTrainer {
                 _ = try model.load(file: file)
                 say("test: best model of epoch \(best.epoch) (validation accuracy \(Console.fixed(100 * best.accuracy, 2))%)")
             }
+            try shareBuffers()
             testResult = try evaluate(model, test, classes: classes)
             if let t = testResult {
                 say("test: loss \(Console.fixed(t.loss, 4)) accuracy \(Console.fixed(100 * t.accuracy, 2))% (\(t.count) images)")

@@ -78,6 +78,13 @@ enum ConvKernels {
         g.strideH == 1 && g.strideW == 1 && g.oh == g.h && g.ow == g.w && rows == 0..<g.oh
     }
 
+    /// Output columns whose tap `kj` reads inside the image: 0 <= ox * sw - pw + kj < w.
+    @inline(__always) static func validColumns(_ g: ConvGeometry, kj: Int) -> (Int, Int) {
+        let (w, sw, pw, ow) = (g.w, g.strideW, g.padW, g.ow)
+        let start = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
+        return (start, max(start, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1)))
+    }
+
     /// Zeroes the columns of one shifted-copy row whose tap `kj` lies outside the image.
     @inline(__always) static func zeroWrappedColumns(_ row: UnsafeMutablePointer<Float>, _ g: ConvGeometry, kj: Int) {
         let (h, w, pw) = (g.h, g.w, g.padW)
@@ -115,9 +122,7 @@ enum ConvKernels {
                             zeroWrappedColumns(row, g, kj: kj)
                             continue
                         }
-                        // Valid output columns: 0 <= ox*sw - pw + kj < w.
-                        let oxStart = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
-                        let oxEnd = max(oxStart, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1))
+                        let (oxStart, oxEnd) = validColumns(g, kj: kj)
                         for oy in rows {
                             let dst = row + (oy - rows.lowerBound) * ow
                             let iy = oy * sh - ph + ki
@@ -164,8 +169,7 @@ enum ConvKernels {
                             for i in lo..<hi { dst[i] += row[i] }
                             continue
                         }
-                        let oxStart = kj >= pw ? 0 : (pw - kj + sw - 1) / sw
-                        let oxEnd = max(oxStart, min(ow, floorDiv(w - 1 + pw - kj, sw) + 1))
+                        let (oxStart, oxEnd) = validColumns(g, kj: kj)
                         for oy in rows {
                             let iy = oy * sh - ph + ki
                             if iy < 0 || iy >= h { continue }

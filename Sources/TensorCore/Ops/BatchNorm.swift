@@ -73,11 +73,7 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         var sums = [Double](repeating: 0, count: c + 1)
         sums.withUnsafeMutableBufferPointer { sp in
             Parallel.forRange(c, grain: 1) { channels in
-                for ch in channels {
-                    var total = 0.0
-                    for b in 0..<n { total += Reduce.sum(src + (b * c + ch) * inner, inner) }
-                    sp[ch] = total
-                }
+                for ch in channels { sp[ch] = channelSum(src, n: n, c: c, inner: inner, channel: ch) }
             }
             sp[c] = Double(m)
             reducer.sum(sp)
@@ -93,14 +89,11 @@ public func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, runningMean: 
         }
         for ch in 0..<c { variance[ch] = squares[ch] / count }
     } else {
-        let src = x.data
         mean.withUnsafeMutableBufferPointer { meanP in
             variance.withUnsafeMutableBufferPointer { varP in
                 Parallel.forRange(c, grain: 1) { channels in
                     for ch in channels {
-                        var s = 0.0
-                        for b in 0..<n { s += Reduce.sum(src + (b * c + ch) * inner, inner) }
-                        let mu = s / Double(m)
+                        let mu = channelSum(src, n: n, c: c, inner: inner, channel: ch) / Double(m)
                         let ss = sumOfSquaredDeviations(src, n: n, c: c, inner: inner, channel: ch, mean: Float(mu))
                         meanP[ch] = mu
                         varP[ch] = ss / Double(m)
@@ -224,6 +217,13 @@ private func batchNormBackward(_ g: Tensor, _ x: Tensor, _ mean: [Float], _ invS
     if weight != nil { grads.append(needs[grads.count] ? Tensor(localSumGXhat.map { Float($0) }) : nil) }
     if hasBias { grads.append(needs[grads.count] ? Tensor(localSumG.map { Float($0) }) : nil) }
     return grads
+}
+
+/// Sum over one channel of all images (Double across images).
+private func channelSum(_ src: UnsafeMutablePointer<Float>, n: Int, c: Int, inner: Int, channel ch: Int) -> Double {
+    var total = 0.0
+    for b in 0..<n { total += Reduce.sum(src + (b * c + ch) * inner, inner) }
+    return total
 }
 
 /// Sum over one channel of (x - mean)^2: Float blocks of 4096 values, Double across blocks and
