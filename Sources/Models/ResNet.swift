@@ -3,6 +3,7 @@
 // logits and the five hidden states (stem after max-pool, then each stage). Names follow the
 // HF state dict (`resnet.encoder.stages.2.layers.0.shortcut.convolution.weight`); torchvision
 // names are mapped by `ResNetNames`.
+import Common
 import NN
 import TensorCore
 
@@ -29,16 +30,22 @@ public struct ResNetConfig: Equatable, Sendable {
     public static let resnet50 = ResNetConfig()
     public static let resnet101 = ResNetConfig(depths: [3, 4, 23, 3])
 
-    /// Named presets: resnet18, resnet34, resnet50, resnet101, or "narrow" (test width).
-    public static func named(_ name: String) -> ResNetConfig? {
-        switch name {
-        case "resnet18": return .resnet18
-        case "resnet34": return .resnet34
-        case "resnet50": return .resnet50
-        case "resnet101": return .resnet101
-        case "narrow": return ResNetConfig(embeddingSize: 16, hiddenSizes: [32, 64, 128, 256])
-        case "tiny": return ResNetConfig(embeddingSize: 8, hiddenSizes: [16, 32, 64, 128], depths: [1, 1, 1, 1])
-        default: return nil
+    /// Named presets: resnet18, resnet34, resnet50, resnet101, "narrow" (test width), "tiny" (demo).
+    public static func named(_ name: String) -> ResNetConfig? { ResNetArchitecture(rawValue: name)?.config }
+}
+
+/// The named ResNet presets (`--arch`).
+public enum ResNetArchitecture: String, ConfigurationChoice {
+    case resnet18, resnet34, resnet50, resnet101, narrow, tiny
+
+    public var config: ResNetConfig {
+        switch self {
+        case .resnet18: return .resnet18
+        case .resnet34: return .resnet34
+        case .resnet50: return .resnet50
+        case .resnet101: return .resnet101
+        case .narrow: return ResNetConfig(embeddingSize: 16, hiddenSizes: [32, 64, 128, 256])
+        case .tiny: return ResNetConfig(embeddingSize: 8, hiddenSizes: [16, 32, 64, 128], depths: [1, 1, 1, 1])
         }
     }
 }

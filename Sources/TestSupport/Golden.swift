@@ -18,12 +18,27 @@ public final class GoldenCase {
     public let name: String
     public let file: SafeTensorsFile
     public let config: JSONValue
+    /// Keys compared so far by `check` (see `uncheckedKeys`).
+    public private(set) var checkedKeys = Set<String>()
 
     /// Loads `group/case` (e.g. "ops/relu").
-    public init(_ relativePath: String) throws {
-        name = relativePath
-        file = try SafeTensorsFile(path: "\(goldenDirectory)/\(relativePath).safetensors")
+    public convenience init(_ relativePath: String) throws {
+        try self.init(path: "\(goldenDirectory)/\(relativePath).safetensors", name: relativePath)
+    }
+
+    /// Loads a case file from anywhere (tests of the harness itself).
+    public init(path: String, name: String) throws {
+        self.name = name
+        file = try SafeTensorsFile(path: path)
         config = try JSONValue.parse(file.metadata["config"] ?? "{}")
+    }
+
+    /// The stored results (`output.*`, `grad.*`, `state_after.*`) that no `check` compared,
+    /// except `exempt` ones, as failure messages: a golden value the test never computed must
+    /// fail the test rather than pass silently.
+    public func uncheckedKeys(exempt: Set<String> = []) -> [String] {
+        let results = file.names.filter { ["output.", "grad.", "state_after."].contains(where: $0.hasPrefix) }
+        return results.filter { !checkedKeys.contains($0) && !exempt.contains($0) }.sorted().map { "\(name) \($0): stored but never computed or compared" }
     }
 
     public func has(_ key: String) -> Bool { file.contains(key) }
@@ -57,6 +72,7 @@ public final class GoldenCase {
 
     /// Compares `actual` with the stored tensor `key` under its tolerance.
     public func check(_ key: String, _ actual: Tensor?, outliers: Int = 0) -> String? {
+        checkedKeys.insert(key)
         guard let actual else { return "\(name) \(key): no value computed" }
         do {
             let expected = try tensor(key)

@@ -62,7 +62,8 @@ public struct LoadedCheckpoint {
 
 public final class CheckpointStore {
     public static let formatName = "viscoin-checkpoint"
-    public static let formatVersion = 1
+    /// 2: the state is `{engine, job, optimizers}` and tensors are named `<part>.<key>` (named parts).
+    public static let formatVersion = 2
     public let directory: String
     public let keep: Int
     /// zstd level of the shards.
@@ -207,7 +208,12 @@ public final class CheckpointStore {
         do { manifest = try JSONValue.parse(try Files.read(manifestPath)) } catch { throw CheckpointError(manifestPath, "\(error)") }
         guard manifest["format"]?.stringValue == formatName else { throw CheckpointError(manifestPath, "not a viscoin checkpoint manifest") }
         guard manifest["version"]?.intValue == Int64(formatVersion) else {
-            throw CheckpointError(manifestPath, "unsupported checkpoint version \(manifest["version"].map { $0.serialized() } ?? "none")")
+            let found = manifest["version"].map { $0.serialized() } ?? "none"
+            if manifest["version"]?.intValue == 1 {
+                throw CheckpointError(manifestPath, "checkpoint format 1 was written by an earlier viscoin whose trainer state this version does not read; "
+                                      + "start the run again (or finish it with the viscoin that wrote it)")
+            }
+            throw CheckpointError(manifestPath, "unsupported checkpoint format version \(found) (this viscoin reads version \(formatVersion))")
         }
         guard let step = manifest["step"]?.intValue, let world = manifest["world_size"]?.intValue, world >= 1,
               let shards = manifest["shards"]?.arrayValue, shards.count == Int(world), let index = manifest["tensors"]?.arrayValue else {

@@ -7,7 +7,9 @@
 // than MPI_Iallreduce, whose progress needs polling); `mode = .nonblocking` starts
 // MPI_Iallreduce instead and progresses it at every finished gradient. Trainers that
 // differentiate twice reduce after the phase with one flat pass. Sums are deterministic: the
-// same buckets are reduced in the same order on every step.
+// same buckets are reduced in the same order on every step. A parameter that received no
+// gradient on any rank keeps `grad == nil` (each bucket carries one presence flag per member),
+// so an optimizer can tell "no gradient" (skip, as torch.optim does) from "zero gradient".
 import Common
 import Communication
 import NN
@@ -21,16 +23,20 @@ public final class DataParallel {
     public let parameters: [(String, Tensor)]
     public var worldSize: Int { communicator.size }
 
+    /// Parameters reduced together: their gradients at `offsets`, then one presence flag per
+    /// member (1 where this rank has a gradient; after the sum, the number of ranks that had one).
     final class Bucket {
         let members: [Int]
         let offsets: [Int]
+        let flagsOffset: Int
         let buffer: UnsafeMutableBufferPointer<Float>
         var ready = 0
         var pending: PendingReduction? = nil
         init(members: [Int], offsets: [Int], count: Int) {
             self.members = members
             self.offsets = offsets
-            buffer = .allocate(capacity: max(1, count))
+            flagsOffset = count
+            buffer = .allocate(capacity: count + members.count)
         }
         deinit { buffer.deallocate() }
     }
@@ -159,9 +165,9 @@ public final class DataParallel {
             let t = parameters[m].1
             let dst = bucket.buffer.baseAddress! + bucket.offsets[k]
             if let g = t.grad { dst.update(from: g.data, count: t.count) } else { dst.update(repeating: 0, count: t.count) }
+            bucket.buffer[bucket.flagsOffset + k] = t.grad == nil ? 0 : 1
         }
-        let count = (bucket.offsets.last ?? 0) + (bucket.members.last.map { parameters[$0].1.count } ?? 0)
-        let buffer = UnsafeMutableBufferPointer(start: bucket.buffer.baseAddress!, count: count)
+        let buffer = bucket.buffer
         if mode == .blocking {
             let started = Console.now()
             try communicator.allReduceSum(buffer)
@@ -180,7 +186,7 @@ public final class DataParallel {
             try b.pending!.wait()
             exposedCommunicationSeconds += Console.now() - waitStart
             b.pending = nil
-            for (k, m) in b.members.enumerated() {
+            for (k, m) in b.members.enumerated() where b.buffer[b.flagsOffset + k] > 0 {
                 let t = parameters[m].1
                 let src = b.buffer.baseAddress! + b.offsets[k]
                 if t.grad == nil { t.grad = Tensor.zeros(t.shape) }

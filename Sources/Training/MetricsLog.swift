@@ -35,6 +35,14 @@ public final class MetricsLog {
         fflush(file)
     }
 
+    /// (x, y) points of the entries of one kind that have both keys (for report charts).
+    public static func series(_ entries: [JSONValue], kind: String, x: String = "step", y: String) -> [(Double, Double)] {
+        entries.filter { $0["kind"]?.stringValue == kind }.compactMap { e in
+            guard let xv = e[x]?.doubleValue, let yv = e[y]?.doubleValue else { return nil }
+            return (xv, yv)
+        }
+    }
+
     /// Every entry of a log file.
     public static func read(_ path: String) -> [JSONValue] {
         ((try? Files.readText(path)) ?? "").split(separator: "\n").compactMap { try? JSONValue.parse(String($0)) }

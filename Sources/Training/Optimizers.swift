@@ -179,6 +179,22 @@ public final class SGD: Optimizer {
 }
 
 public enum Gradients {
+    /// stylegan2-ada's sanitising before each step (training_loop.py, nan_to_num): NaN -> 0,
+    /// +inf -> 1e5, -inf -> -1e5. Returns how many entries were replaced.
+    @discardableResult
+    public static func sanitize(_ parameters: [(String, Tensor)]) -> Int {
+        var replaced = 0
+        for (_, p) in parameters {
+            guard let g = p.grad else { continue }
+            let d = g.data
+            for i in 0..<g.count where !d[i].isFinite {
+                d[i] = d[i].isNaN ? 0 : (d[i] > 0 ? 1e5 : -1e5)
+                replaced += 1
+            }
+        }
+        return replaced
+    }
+
     /// True when every gradient is finite.
     public static func allFinite(_ parameters: [(String, Tensor)]) -> Bool {
         for (_, p) in parameters {

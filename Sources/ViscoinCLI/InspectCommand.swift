@@ -67,9 +67,14 @@ struct InspectCommand: ParsableCommand {
         var out = "\(directory): checkpoint of step \(loaded.step), written by \(loaded.worldSize) rank(s) at \(loaded.manifest["created"]?.stringValue ?? "?")\n"
         out += "verified: \(loaded.manifest["shards"]?.arrayValue?.count ?? 0) shard(s), sizes and XXH64 checksums match\n"
         if let job = loaded.config["job"]?.stringValue { out += "job: \(job)\n" }
-        let state = loaded.state
-        for key in ["epoch", "loader_batch", "best_accuracy", "best_epoch", "skipped_steps"] {
-            if let v = state[key], v != .null { out += "\(key): \(v.serialized())\n" }
+        // The engine's counters and the job's scalar state (epoch, position, best score, ...).
+        for part in ["engine", "job"] {
+            for (key, value) in loaded.state[part]?.objectValue ?? [] {
+                switch value {
+                case .null, .array, .object: continue
+                default: out += "\(key): \(value.serialized())\n"
+                }
+            }
         }
         let names = loaded.tensors.keys.sorted()
         var groups: [String: [String]] = [:]

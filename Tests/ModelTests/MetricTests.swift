@@ -18,6 +18,7 @@ import TestSupport
     @Test(arguments: ["fid_features_d16", "fid_features_nearly_singular_d64"])
     func fidFromFeatures(_ name: String) throws {
         let golden = try GoldenCase("metrics/\(name)")
+        defer { record(golden.uncheckedKeys()) }
         let gen = statistics(try golden.tensor("input.features_gen")), real = statistics(try golden.tensor("input.features_real"))
         let result = try FrechetDistance.compute(generated: gen, real: real)
         let expected = Double(golden.config["fid_float64"]!.stringValue!)!
@@ -25,13 +26,14 @@ import TestSupport
         // README: compare in float64 with rtol ~1e-6 (1e-4 for the nearly-singular case).
         let rtol = name.contains("singular") ? 1e-4 : 1e-6
         #expect(abs(result.fid - expected) <= rtol * abs(expected), "fid \(result.fid) vs \(expected) (eigenvalue route \(viaEigen))")
-        record([golden.check("output.mu_gen", Tensor(gen.mean.map(Float.init))), golden.check("output.mu_real", Tensor(real.mean.map(Float.init))),
+        record([golden.check("output.fid", Tensor(scalar: Float(result.fid))), golden.check("output.mu_gen", Tensor(gen.mean.map(Float.init))), golden.check("output.mu_real", Tensor(real.mean.map(Float.init))),
                 golden.check("output.sigma_gen", Tensor(gen.covariance.map(Float.init), shape: [gen.dimension, gen.dimension])),
                 golden.check("output.sigma_real", Tensor(real.covariance.map(Float.init), shape: [real.dimension, real.dimension]))])
     }
 
     @Test func fidAtDimension2048() throws {
         let golden = try GoldenCase("metrics/fid_d2048_lowrank_plus_diag")
+        defer { record(golden.uncheckedKeys()) }
         func sigma(_ a: Tensor, _ d: Tensor) -> [Double] {
             let n = a.shape[0], r = a.shape[1]
             let av = a.toArray().map(Double.init)
@@ -54,6 +56,10 @@ import TestSupport
         #expect(abs(result.fid - expected) <= 1e-6 * expected, "fid \(result.fid) vs \(expected)")
         let trace = Double(golden.config["trace_sqrtm_float64"]!.stringValue!)!
         #expect(abs(result.traceSqrtm - trace) <= 1e-6 * trace)
+        record([golden.check("output.fid", Tensor(scalar: Float(result.fid))), golden.check("output.mean_term", Tensor(scalar: Float(result.meanTerm))),
+                golden.check("output.trace_sqrtm", Tensor(scalar: Float(result.traceSqrtm))),
+                golden.check("output.trace_sigma1", Tensor(scalar: Float(result.traceSigma1))),
+                golden.check("output.trace_sigma2", Tensor(scalar: Float(result.traceSigma2)))])
     }
 
     @Test func specReferenceValues() throws {
@@ -89,6 +95,7 @@ import TestSupport
                       "fid_inception_stem_block0", "fid_inception_stem_block1"])
     func inceptionBlocks(_ name: String) throws {
         let golden = try GoldenCase("metrics/\(name)")
+        defer { record(golden.uncheckedKeys()) }
         record(golden.checkPgenSamples())
         let model = try loaded(golden)
         let x = try golden.tensor("input.x")
@@ -101,10 +108,12 @@ import TestSupport
 
     @Test func fullInceptionWithAndWithoutResize() throws {
         let golden = try GoldenCase("metrics/fid_inception_full_noresize")
+        defer { record(golden.uncheckedKeys()) }
         let model = try loaded(golden)
         let blocks = model.blocks(try golden.tensor("input.x") * 2 - 1)
         record((0..<4).map { golden.check("output.block\($0)", blocks[$0]) })
         let resized = try GoldenCase("metrics/fid_inception_full_resize299")
+        defer { record(resized.uncheckedKeys()) }
         let model2 = try loaded(resized)
         let features = model2.pytorchFIDFeatures(try resized.tensor("input.x"))
         record([resized.check("output.block3", features.reshaped([1, 2048, 1, 1]))])

@@ -11,6 +11,7 @@ import TestSupport
 @Suite struct ResNetTests {
     @Test func narrowClassifierTrainAndEval() throws {
         let golden = try GoldenCase("classifier/hf_resnet50_narrow_viscoin_classifier")
+        defer { record(golden.uncheckedKeys()) }
         record(golden.checkPgenSamples())
         let config = ResNetConfig.named("narrow")!
         let labels = try golden.ints("input.labels")
@@ -42,6 +43,7 @@ import TestSupport
 
     @Test func fullResNet50ClassifierEval() throws {
         let golden = try GoldenCase("classifier/hf_resnet50_full_pgen_viscoin_classifier_eval")
+        defer { record(golden.uncheckedKeys()) }
         record(golden.checkPgenSamples())
         let model = Classifier(config: .resnet50, classes: 200, generator: RandomGenerator(seed: 0))
         try model.load(golden.stateDict(keys: model.stateDict().map(\.key)))
@@ -59,6 +61,7 @@ import TestSupport
     @Test(arguments: [("tv_resnet18_full_pgen", "resnet18"), ("tv_resnet50_full_pgen", "resnet50")])
     func torchvisionNamedResNets(_ testCase: (String, String)) throws {
         let golden = try GoldenCase("classifier/\(testCase.0)")
+        defer { record(golden.uncheckedKeys()) }
         let config = ResNetConfig.named(testCase.1)!
         let labels = try golden.ints("input.labels")
         for tag in ["", "@eval"] {
@@ -72,8 +75,10 @@ import TestSupport
             model.train(tag.isEmpty)
             let x = try golden.tensor("input.x").requiringGrad()
             let (logits, _) = model(x)
-            crossEntropy(logits, labels: labels).backward()
-            var failures: [String?] = [golden.check("output.logits" + tag, logits), golden.check("grad.input.x" + tag, x.grad)]
+            let loss = crossEntropy(logits, labels: labels)
+            loss.backward()
+            var failures: [String?] = [golden.check("output.logits" + tag, logits), golden.check("output.loss" + tag, loss),
+                                       golden.check("grad.input.x" + tag, x.grad)]
             if tag.isEmpty {
                 let state = Dictionary(uniqueKeysWithValues: model.stateDict().map { (ResNetNames.torchvision(fromClassifierKey: $0.key)!, $0.tensor) })
                 for (name, t) in model.namedParameters() {

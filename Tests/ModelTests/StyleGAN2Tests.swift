@@ -100,6 +100,7 @@ import TestSupport
 
     @Test func r1PenaltySecondOrder() throws {
         let golden = try GoldenCase("double_backward/r1_penalty_D_tiny")
+        defer { record(golden.uncheckedKeys()) }
         var config = StyleGAN2Config.tiny
         config.resolution = 16
         config.channelBase = 256
@@ -124,6 +125,7 @@ import TestSupport
 
     @Test func pathLengthSecondOrder() throws {
         let golden = try GoldenCase("double_backward/path_length_G_tiny")
+        defer { record(golden.uncheckedKeys()) }
         var config = StyleGAN2Config.tiny
         config.zDim = 32
         config.wDim = 32

@@ -9,6 +9,7 @@ import TestSupport
 @Suite struct DoubleBackwardGoldenTests {
     @Test func convLreluUpfirdnModconvChain() throws {
         let golden = try GoldenCase("double_backward/chain_conv_lrelu_upfirdn_modconv")
+        defer { record(golden.uncheckedKeys()) }
         let x = try golden.tensor("input.x").requiringGrad()
         let w1 = try golden.tensor("input.W1").requiringGrad()
         let b1 = try golden.tensor("input.b1").requiringGrad()
