@@ -9,7 +9,8 @@
 //   Tensor core         TensorCore (tensors, autograd, operators, kernels)
 //   Models              NN (modules, layers) Models (ResNet, StyleGAN2, VisCoIN, Inception, LPIPS)
 //   Data                Datasets (preparation, prepared format, sharded loader, transforms)
-//   Training            Training (data parallelism, optimizers, checkpoints, reports, trainers)
+//   Evaluation          Evaluation (generator sampling, feature detectors, FID pipeline)
+//   Training            Training (engine, data parallelism, optimizers, checkpoints, reports, trainers)
 //   CLI                 ViscoinCLI (the `viscoin` executable)
 import PackageDescription
 
@@ -53,8 +54,11 @@ let package = Package(
         // Datasets: preparation (CUB, class folders, built-in demo), the prepared format, the loader.
         .target(name: "Datasets", dependencies: ["Common", "ImageCodecs", "TensorCore", "Communication"]),
 
+        // Using trained networks: sampling a generator across ranks, feature detectors, the FID pipeline.
+        .target(name: "Evaluation", dependencies: ["Common", "Communication", "ImageCodecs", "SafeTensors", "TensorCore", "Models", "Metrics", "Datasets"]),
+
         // Training engine: data parallelism, optimizers, schedules, checkpoints, logs, reports, trainers.
-        .target(name: "Training", dependencies: ["Common", "Communication", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Datasets"]),
+        .target(name: "Training", dependencies: ["Common", "Communication", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Datasets", "Metrics", "Evaluation", "ImageCodecs"]),
 
         // Helpers shared by the test targets (golden cases, tolerances, pgen).
         .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "SafeTensors", "Common"]),
@@ -63,7 +67,8 @@ let package = Package(
         .executableTarget(
             name: "ViscoinCLI",
             dependencies: [
-                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Metrics", "Datasets", "Training",
+                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Metrics", "Datasets",
+                "Evaluation", "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

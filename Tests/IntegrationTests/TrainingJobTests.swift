@@ -12,13 +12,16 @@ import Testing
         try? Files.createDirectory(d)
         return d
     }()
-    static let data: String = {
+    /// The demo set every test trains on, and the result of preparing it (checked by `train`).
+    static let prepared: (path: String, result: ProcessResult) = {
         let path = dir + "/demo"
-        _ = runShell(".build/release/viscoin prepare demo --out \(path) --count 900 --size 32 --seed 1")
-        return path
+        return (path, runShell(".build/release/viscoin prepare demo --out \(path) --count 900 --size 32 --seed 1"))
     }()
+    static var data: String { prepared.path }
 
-    func train(_ ranks: Int, _ run: String, _ extra: String, autoResume: Int? = nil, env: String = "") -> ProcessResult {
+    func train(_ ranks: Int, _ run: String, _ extra: String, autoResume: Int? = nil, env: String = "",
+               sourceLocation: SourceLocation = #_sourceLocation) -> ProcessResult {
+        #expect(Self.prepared.result.status == 0, "prepare demo failed: \(Self.prepared.result.output)", sourceLocation: sourceLocation)
         let resume = autoResume.map { "--auto-resume \($0) " } ?? ""
         return runShell("\(env) launch/run -n \(ranks) \(resume)-- train-classifier --data \(Self.data) --run \(Self.dir)/\(run) --arch tiny "
                         + "--batch-size 32 --lr 2e-3 --log-every 5 \(extra)", timeout: 300)
@@ -31,9 +34,10 @@ import Testing
         return out
     }
 
-    func hashes(_ run: String) -> String {
-        runShell(".build/release/viscoin inspect \(Self.dir)/\(run)/checkpoints --hash").output
-            .split(separator: "\n").filter { $0.contains("xxh64") }.joined(separator: "\n")
+    func hashes(_ run: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
+        let r = runShell(".build/release/viscoin inspect \(Self.dir)/\(run)/checkpoints --hash")
+        #expect(r.status == 0, "\(r.output)", sourceLocation: sourceLocation)
+        return r.output.split(separator: "\n").filter { $0.contains("xxh64") }.joined(separator: "\n")
     }
 
     @Test func twoRanksEqualOneRankWithTheSameGlobalBatch() throws {

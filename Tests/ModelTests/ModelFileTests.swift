@@ -69,4 +69,25 @@ import TestSupport
             #expect(error.description.contains("not a viscoin weight file"))
         }
     }
+
+    /// `convert` reads a StyleGAN2 network's architecture off its tensors: z != w, a mapping
+    /// depth and widths that no preset has, minibatch-std channels of the discriminator.
+    @Test func styleGANArchitectureIsInferredFromTensors() throws {
+        var c = StyleGAN2Config()
+        (c.zDim, c.wDim, c.mappingLayers, c.resolution, c.channelBase, c.channelMax, c.mbstdChannels) = (24, 40, 3, 32, 512, 32, 2)
+        for kind in [ModelKind.generator, .discriminator] {
+            let module: Module = kind == .generator ? Generator(c, generator: RandomGenerator(seed: 1)) : Discriminator(c, generator: RandomGenerator(seed: 2))
+            let shapes = Dictionary(uniqueKeysWithValues: module.stateDict().map { ($0.key, $0.tensor.shape) })
+            let inferred = try ModelConversion.inferStyleGAN(kind, shapes: shapes)
+            #expect(inferred.resolution == 32 && inferred.channelMax == 32 && inferred.channels(8) == c.channels(8) && inferred.channels(32) == c.channels(32))
+            if kind == .generator {
+                #expect(inferred.zDim == 24 && inferred.wDim == 40 && inferred.mappingLayers == 3)
+                #expect(Generator(inferred, generator: RandomGenerator(seed: 3)).stateDict().map(\.tensor.shape) == module.stateDict().map(\.tensor.shape))
+            } else {
+                #expect(inferred.mbstdChannels == 2)
+                #expect(Discriminator(inferred, generator: RandomGenerator(seed: 3)).stateDict().map(\.tensor.shape) == module.stateDict().map(\.tensor.shape))
+            }
+        }
+        #expect(throws: ConversionError.self) { try ModelConversion.inferStyleGAN(.generator, shapes: ["mapping.fc0.weight": [4, 4]]) }
+    }
 }

@@ -211,6 +211,20 @@ public enum Autograd {
                 createGraph: createGraph, retainGraph: retainGraph ?? createGraph, onLeafGradient: onLeafGradient)
     }
 
+    /// The one backward engine behind `grad` and `backward`, in four phases:
+    /// 1. a topological order of every vertex reachable from the outputs (iterative depth-first
+    ///    search, so deep graphs cannot overflow the stack);
+    /// 2. the set of vertices that lead to a target (`grad`) or to any leaf (`backward`), so
+    ///    rules whose results nobody needs are never evaluated;
+    /// 3. the output seeds (ones, or the given cotangents);
+    /// 4. one sweep in reverse order: a vertex's gradient is complete when reached (all its
+    ///    consumers come later in the order), so its rule runs once, its inputs' gradients are
+    ///    summed, and the gradient is dropped unless it is a target.
+    /// Summation and the `owned` set: a gradient handed over by a rule may be a tensor the rule
+    /// also returned elsewhere (or an output seed the caller keeps), so the first sum into it
+    /// allocates a fresh buffer; only buffers this pass allocated (`owned`) are then added
+    /// into in place. With `createGraph` every sum is a recorded op instead, so the gradient
+    /// can itself be differentiated (R1, path length).
     private static func run(outputs: [Tensor], gradOutputs: [Tensor]?, targets: Set<ObjectIdentifier>?,
                             accumulateLeaves: Bool, createGraph: Bool, retainGraph: Bool,
                             onLeafGradient: ((Tensor) -> Void)? = nil) -> [ObjectIdentifier: Tensor] {
