@@ -61,6 +61,8 @@ private func sourceCoordinate(_ g: Float, size: Int, padding: GridPadding) -> (F
 /// Bilinear corners of a source point: indices (or -1) and weights.
 @inline(__always)
 private func corners(_ x: Float, _ y: Float, w: Int, h: Int) -> (idx: (Int, Int, Int, Int), wt: (Float, Float, Float, Float), x0: Float, y0: Float) {
+    // A point far outside (or NaN, from a degenerate transform) reads nothing.
+    guard x > -2, x < Float(w) + 1, y > -2, y < Float(h) + 1 else { return ((-1, -1, -1, -1), (0, 0, 0, 0), 0, 0) }
     let x0 = x.rounded(.down), y0 = y.rounded(.down)
     let ix = Int(x0), iy = Int(y0)
     let tx = x - x0, ty = y - y0
