@@ -108,9 +108,7 @@ import TestSupport
         let d = Discriminator(config, generator: RandomGenerator(seed: 4))
         try d.load(golden.stateDict(keys: d.stateDict().map(\.key)))
         let img = try golden.tensor("input.img").requiringGrad()
-        let logits = d(img)
-        let r1Grads = noWeightGradients { Autograd.grad(of: [logits.sum()], wrt: [img], createGraph: true)[0]! }
-        let penalty = r1Grads.square().sum(dims: [1, 2, 3])
+        let (logits, r1Grads, penalty) = StyleGAN2Loss.r1(images: img) { d($0) }
         let loss = penalty.mean()
         loss.backward()
         var failures = [golden.check("output.logits", logits), golden.check("output.r1_grads", r1Grads),
@@ -139,8 +137,7 @@ import TestSupport
         let ws = g.mapping(z)
         let img = g.synthesis(ws, noise: .const)
         let noise = try golden.tensor("input.pl_noise")
-        let plGrads = noWeightGradients { Autograd.grad(of: [(img * noise).sum()], wrt: [ws], createGraph: true)[0]! }
-        let lengths = plGrads.square().sum(dims: [2]).mean(dims: [1]).sqrt()
+        let (plGrads, lengths) = StyleGAN2Loss.pathLengths(img: img, ws: ws, noise: noise)
         let plMean = try golden.tensor("input.pl_mean")
         let plMeanNew = lerp(plMean, lengths.mean(), 0.01)
         let penalty = (lengths - plMeanNew).square()
