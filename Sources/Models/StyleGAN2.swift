@@ -244,13 +244,17 @@ public final class DiscriminatorBlock: Module {
     public let skip: Conv2dLayer
     public let resolution: Int
 
+    /// `trainable(k)` tells whether the block's k-th layer (fromrgb, conv0, conv1, skip in that
+    /// order, counted over the whole network) trains; Freeze-D stores the first ones as buffers.
     public init(_ inChannels: Int, tmpChannels: Int, outChannels: Int, resolution: Int, imageChannels: Int, convClamp: Float?,
-                generator: RandomGenerator) {
+                trainable: () -> Bool = { true }, generator: RandomGenerator) {
         self.resolution = resolution
-        fromrgb = inChannels == 0 ? Conv2dLayer(imageChannels, tmpChannels, kernel: 1, activation: .lrelu, convClamp: convClamp, generator: generator) : nil
-        conv0 = Conv2dLayer(tmpChannels, tmpChannels, kernel: 3, activation: .lrelu, convClamp: convClamp, generator: generator)
-        conv1 = Conv2dLayer(tmpChannels, outChannels, kernel: 3, activation: .lrelu, down: 2, convClamp: convClamp, generator: generator)
-        skip = Conv2dLayer(tmpChannels, outChannels, kernel: 1, bias: false, down: 2, generator: generator)
+        fromrgb = inChannels == 0 ? Conv2dLayer(imageChannels, tmpChannels, kernel: 1, activation: .lrelu, convClamp: convClamp,
+                                                trainable: trainable(), generator: generator) : nil
+        conv0 = Conv2dLayer(tmpChannels, tmpChannels, kernel: 3, activation: .lrelu, convClamp: convClamp, trainable: trainable(), generator: generator)
+        conv1 = Conv2dLayer(tmpChannels, outChannels, kernel: 3, activation: .lrelu, down: 2, convClamp: convClamp, trainable: trainable(),
+                            generator: generator)
+        skip = Conv2dLayer(tmpChannels, outChannels, kernel: 1, bias: false, down: 2, trainable: trainable(), generator: generator)
         super.init()
         buffer("resample_filter", resampleFilterBuffer())
         if let f = fromrgb { child("fromrgb", f) }
@@ -302,15 +306,21 @@ public final class Discriminator: Module {
     public let blocks: [DiscriminatorBlock]
     public let epilogue: DiscriminatorEpilogue
 
-    public init(_ config: StyleGAN2Config, generator: RandomGenerator) {
+    /// `freezeLayers`: Freeze-D (`--freezed`), the first layers from the input side do not train.
+    public init(_ config: StyleGAN2Config, freezeLayers: Int = 0, generator: RandomGenerator) {
         self.config = config
         var list: [DiscriminatorBlock] = []
         var res = config.resolution
+        var layerIndex = 0
+        func trainable() -> Bool {
+            defer { layerIndex += 1 }
+            return layerIndex >= freezeLayers
+        }
         while res >= 8 {
             let inChannels = res < config.resolution ? config.channels(res) : 0
             list.append(DiscriminatorBlock(inChannels, tmpChannels: config.channels(res), outChannels: config.channels(res / 2),
                                            resolution: res, imageChannels: config.imageChannels, convClamp: config.convClamp,
-                                           generator: generator))
+                                           trainable: trainable, generator: generator))
             res /= 2
         }
         blocks = list

@@ -100,6 +100,16 @@ public struct HTMLReport {
         body += "</table>\n"
     }
 
+    /// A PNG embedded as a data URI, drawn at `scale` times its size without smoothing (small
+    /// image grids stay sharp), with a caption.
+    public mutating func image(png: [UInt8], width: Int, scale: Int = 1, caption: String) {
+        body += "<figure><img class=\"grid\" width=\"\(width * scale)\" src=\"data:image/png;base64,\(Base64.encode(png))\" alt=\"\(Self.escape(caption))\">"
+            + "<figcaption>\(Self.escape(caption))</figcaption></figure>\n"
+    }
+
+    /// Raw HTML from the report code itself (never from user input).
+    mutating func raw(_ html: String) { body += html }
+
     static func format(_ v: Double) -> String {
         if v == 0 { return "0" }
         if abs(v) >= 1000 || abs(v) < 0.01 { return Console.fixed(v, 0).count > 8 ? "\(v)" : Console.fixed(v, abs(v) < 0.01 ? 4 : 0) }
@@ -117,6 +127,9 @@ public struct HTMLReport {
         table.kv th { text-align: left; background: #f4f4f4; }
         table.cm td { min-width: 2.2em; text-align: center; }
         svg.chart { display: block; margin: 1em 0; }
+        img.grid { image-rendering: pixelated; border: 1px solid #ccc; }
+        figure { display: inline-block; margin: 0.5em 1em 0.5em 0; }
+        figcaption { font-size: 12px; color: #555; }
         </style></head><body>
         <h1>\(Self.escape(title))</h1>
         \(body)

@@ -10,7 +10,8 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
-        subcommands: [BenchBLASCommand.self, BenchOpsCommand.self, BenchModelsCommand.self, BenchDataCommand.self, BenchTrainCommand.self])
+        subcommands: [BenchBLASCommand.self, BenchOpsCommand.self, BenchModelsCommand.self, BenchDataCommand.self, BenchTrainCommand.self,
+                      BenchGANCommand.self])
 }
 
 /// Options shared by every benchmark.

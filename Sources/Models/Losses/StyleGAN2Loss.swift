@@ -61,8 +61,20 @@ public final class StyleGAN2Loss {
     public var plWeight: Float
     public var plBatchShrink: Int
     public var plDecay: Float
-    /// The path-length running mean (not saved by stylegan2-ada; this project checkpoints it).
+    /// The path-length running mean at the start of the step (not saved by stylegan2-ada; this
+    /// project checkpoints it). Every Greg round computes its new mean from this value; the
+    /// trainer then sets it to the average of the rounds' new means over all ranks, so a step's
+    /// penalties do not depend on how the batch is split (for one round on one rank this is
+    /// exactly the reference's update).
     public var plMean: Float = 0
+    /// The detached new means of the Greg rounds since the last `takePathLengthMeans`.
+    public private(set) var plMeanUpdates: [Float] = []
+
+    /// The rounds' new path-length means, cleared.
+    public func takePathLengthMeans() -> [Float] {
+        defer { plMeanUpdates = [] }
+        return plMeanUpdates
+    }
 
     public init(G: Generator, D: Discriminator, augmentPipe: AugmentPipe?, r1Gamma: Float, styleMixingProb: Float = 0.9,
                 plWeight: Float = 2, plBatchShrink: Int = 2, plDecay: Float = 0.01) {
@@ -146,7 +158,7 @@ public final class StyleGAN2Loss {
             inspect("Gpl.gen_ws", ws)
             inspect("Gpl.pl_grads", grads)
             let mean = lerp(Tensor(scalar: plMean), lengths.mean(), plDecay)
-            plMean = mean.item()
+            plMeanUpdates.append(mean.item())
             let penalty = (lengths - mean).square()
             report("Loss/pl_penalty", penalty)
             let reg = penalty * plWeight

@@ -271,7 +271,7 @@ final class ClassifierJob: TrainingJob {
     /// accumulation round are left out (they never reach an optimizer step).
     var epochEnded: Bool { state.loaderBatch == stepsPerEpoch * config.accumulate }
 
-    func events(after run: TrainingRun) -> StepEvents { epochEnded ? [.log, .checkpoint] : [] }
+    func afterPhases(_ run: TrainingRun) throws -> StepEvents { epochEnded ? [.log, .checkpoint] : [] }
 
     func logged(_ s: [String: StatisticSummary], run: TrainingRun) -> (line: String, fields: [(String, JSONValue)]) {
         let loss = s["loss"]?.mean ?? .nan, accuracy = s["accuracy"]?.mean ?? .nan, lr = optimizer.groups[0].lr

@@ -70,8 +70,9 @@ public protocol TrainingJob: AnyObject {
     func start(_ run: TrainingRun) throws
     /// Before the phases of a step (learning rates, the step's data).
     func beginStep(_ run: TrainingRun) throws
-    /// After the phases of a step (`run.step` already counts it): what should happen now.
-    func events(after run: TrainingRun) -> StepEvents
+    /// After the phases of a step (`run.step` already counts it): per-step bookkeeping (EMA,
+    /// adaptive augmentation, counters) and what should happen now.
+    func afterPhases(_ run: TrainingRun) throws -> StepEvents
     /// After the progress line of a step: EMA, evaluation at epoch ends, snapshots.
     func endStep(_ run: TrainingRun, events: StepEvents) throws
     /// The job's part of the progress line and of the metrics entry of a log interval.
@@ -89,7 +90,7 @@ extension TrainingJob {
     public func restoreRankStates(_ states: [JSONValue], savedWorldSize: Int) throws {}
     public func start(_ run: TrainingRun) throws {}
     public func beginStep(_ run: TrainingRun) throws {}
-    public func events(after run: TrainingRun) -> StepEvents { [] }
+    public func afterPhases(_ run: TrainingRun) throws -> StepEvents { [] }
     public func endStep(_ run: TrainingRun, events: StepEvents) throws {}
     public func willCheckpoint(_ run: TrainingRun) throws {}
     public func resumeDescription() -> String { "" }
@@ -215,7 +216,7 @@ public final class TrainingEngine<Job: TrainingJob> {
             window.images += job.imagesPerStep
             FaultInjection.maybeFail(step: run.step, rank: run.rank)
 
-            var events = job.events(after: run)
+            var events = try job.afterPhases(run)
             if config.logEvery > 0 && (run.step % config.logEvery == 0 || run.step == run.lastStep) { events.insert(.log) }
             if config.checkpointEvery > 0 && run.step % config.checkpointEvery == 0 { events.insert(.checkpoint) }
             if events.contains(.log) {

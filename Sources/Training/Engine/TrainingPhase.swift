@@ -63,9 +63,27 @@ public final class TrainingPhase {
     public func run() throws -> Bool {
         zeroGrad()
         prepare()
-        for index in 0..<rounds { try accumulate(PhaseRound(index: index, count: rounds, phase: self)) }
-        if reduction == .afterPhase { try parallel.allReduceGradients() }
         let parameters = parallel.parameters
+        // With the flat reduction, each round's gradient is formed on its own and the rounds are
+        // then summed in order: a round with several backward passes (Dmain: fake, then real)
+        // adds up the same way whether the rounds run on one rank or on several.
+        let separateRounds = reduction == .afterPhase && rounds > 1
+        var sum: [Tensor?] = []
+        for index in 0..<rounds {
+            try accumulate(PhaseRound(index: index, count: rounds, phase: self))
+            guard separateRounds else { continue }
+            if index == 0 {
+                sum = parameters.map(\.1.grad)
+            } else {
+                for (i, (_, p)) in parameters.enumerated() {
+                    guard let g = p.grad else { continue }
+                    if let s = sum[i] { s.addInPlace(g) } else { sum[i] = g }
+                }
+            }
+            for (_, p) in parameters { p.grad = nil }
+        }
+        if separateRounds { for (i, (_, p)) in parameters.enumerated() { p.grad = sum[i] } }
+        if reduction == .afterPhase { try parallel.allReduceGradients() }
         switch nonFinite {
         case .skipStep:
             guard Gradients.allFinite(parameters) else {
