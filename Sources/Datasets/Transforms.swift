@@ -111,16 +111,5 @@ public enum ImageTransform: Sendable, Equatable {
     }
 }
 
-/// ImageNet mean and standard deviation (torchvision).
-public let imagenetMean: [Float] = [0.485, 0.456, 0.406]
-public let imagenetStd: [Float] = [0.229, 0.224, 0.225]
-
-/// Maps images in [-1, 1] to [0, 1] and normalises them with the ImageNet statistics, as
-/// `((x + 1) / 2 - mean) / std` per channel: the step right before every call of the classifier
-/// (DECISIONS B11). Differentiable.
-public func imagenetNormalized(_ x: Tensor) -> Tensor {
-    precondition(x.rank == 4 && x.shape[1] == 3, "imagenetNormalized expects [N, 3, H, W], got \(x.shape)")
-    let mean = Tensor(imagenetMean, shape: [1, 3, 1, 1])
-    let std = Tensor(imagenetStd, shape: [1, 3, 1, 1])
-    return ((x + 1) / 2 - mean) / std
-}
+// The ImageNet normalisation applied right before the classifier is `imagenetNormalized`
+// (TensorCore), shared with the models that call the classifier.

@@ -28,3 +28,17 @@ extension Tensor {
 public func normalize2ndMoment(_ x: Tensor, dim: Int = 1, eps: Float = 1e-8) -> Tensor {
     x * ((x * x).mean(dims: [dim], keepDims: true) + eps).rsqrt()
 }
+
+/// ImageNet mean and standard deviation (torchvision).
+public let imagenetMean: [Float] = [0.485, 0.456, 0.406]
+public let imagenetStd: [Float] = [0.229, 0.224, 0.225]
+
+/// Maps images in [-1, 1] ([N, 3, H, W]) to [0, 1] and normalises them with the ImageNet
+/// statistics, as `((x + 1) / 2 - mean) / std` per channel, in this float32 order: the step right
+/// before every call of the classifier (DECISIONS B11). Differentiable.
+public func imagenetNormalized(_ x: Tensor) -> Tensor {
+    guard x.rank == 4 && x.shape[1] == 3 else { shapeFailure("imagenetNormalized expects [N, 3, H, W], got \(x.shape)") }
+    let mean = Tensor(imagenetMean, shape: [1, 3, 1, 1])
+    let std = Tensor(imagenetStd, shape: [1, 3, 1, 1])
+    return ((x + 1) / 2 - mean) / std
+}
