@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "Metrics", "NN", "TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "DatasetTests", dependencies: ["Datasets", "ImageCodecs", "TensorCore", "Communication", "Common", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "Models", "NN", "TensorCore", "Communication", "Common", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Evaluation", "Datasets", "Models", "NN", "TensorCore", "Communication", "Common", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Common", "SafeTensors"]),
     ]
 )

@@ -152,4 +152,55 @@ public enum ModelConversion {
         }
         return c
     }
+
+    // MARK: Classifier and VisCoIN ensemble from tensors
+
+    /// The HF-layout ResNet under `prefix` (`resnet.embedder...`, `resnet.encoder.stages.S.layers.L...`).
+    public static func inferResNet(shapes: [String: [Int]], prefix: String = "") throws -> (ResNetConfig, classes: Int) {
+        func shape(_ key: String) throws -> [Int] {
+            guard let s = shapes[prefix + key] else { throw ConversionError("cannot infer the classifier architecture: no tensor \(prefix)\(key)") }
+            return s
+        }
+        var c = ResNetConfig()
+        c.embeddingSize = try shape("resnet.embedder.embedder.convolution.weight")[0]
+        let stagePrefix = "resnet.encoder.stages."
+        let stages = (0...).first { shapes["\(prefix)\(stagePrefix)\($0).layers.0.layer.0.convolution.weight"] == nil }!
+        guard stages >= 1 else { throw ConversionError("cannot infer the classifier architecture: no \(prefix)\(stagePrefix)0 layers") }
+        let bottleneck = shapes["\(prefix)\(stagePrefix)0.layers.0.layer.2.convolution.weight"] != nil
+        c.layerType = bottleneck ? .bottleneck : .basic
+        c.hiddenSizes = try (0..<stages).map { try shape("\(stagePrefix)\($0).layers.0.layer.\(bottleneck ? 2 : 1).convolution.weight")[0] }
+        c.depths = (0..<stages).map { s in (0...).first { shapes["\(prefix)\(stagePrefix)\(s).layers.\($0).layer.0.convolution.weight"] == nil }! }
+        let head = try shape("linear.weight")
+        return (c, head[0])
+    }
+
+    /// A VisCoIN checkpoint's configuration (save_viscoin layout) from its tensors. The adapted
+    /// mapping's split between Phi and Phi' (coarse and mid layer) is not visible in the shapes.
+    public static func inferVisCoIN(shapes: [String: [Int]], coarseLayer: Int = 2, midLayer: Int = 10,
+                                    convClamp: Float? = 256) throws -> ModelSpec {
+        func shape(_ key: String) throws -> [Int] {
+            guard let s = shapes[key] else { throw ConversionError("not a VisCoIN checkpoint: no tensor \(key)") }
+            return s
+        }
+        let (resnet, classes) = try inferResNet(shapes: shapes, prefix: "classifier.")
+        let conv1 = try shape("concept_extractor.conv1.weight"), conv2 = try shape("concept_extractor.conv2.weight")
+        let conv3 = try shape("concept_extractor.conv3.weight"), conv5 = try shape("concept_extractor.conv5.weight")
+        let normalized = shapes["explainer.linear.parametrizations.weight.original1"] != nil
+        var synthesisShapes: [String: [Int]] = [:]
+        for (k, v) in shapes where k.hasPrefix("gan.synthesis.") { synthesisShapes[String(k.dropFirst(4))] = v }
+        synthesisShapes["mapping.fc0.weight"] = [try shape("gan.mapping.fixed_w_avg")[0], 1]
+        var synthesis = try inferStyleGAN(.generator, shapes: synthesisShapes)
+        synthesis.convClamp = convClamp
+        let s0 = try shape("gan.mapping.s0.0.weight")
+        let layers = (0...).first { shapes["gan.mapping.s0.\($0).weight"] == nil }!
+        guard s0[1] % 9 == 0 else { throw ConversionError("gan.mapping.s0.0.weight \(s0): its input is not 9 x the concept count") }
+        return ModelSpec(kind: .viscoin, config: [
+            "classifier": ModelSpec.classifier(resnet, classes: classes).config,
+            "concept_extractor": ["n_concepts": JSONValue(conv5[0]), "latent_channels": JSONValue(conv1[0]), "input_channels1": JSONValue(conv1[1]),
+                                  "input_channels2": JSONValue(conv2[1]), "input_channels3": JSONValue(conv3[1])],
+            "explainer": ["n_concepts": JSONValue(conv5[0]), "n_classes": JSONValue(classes), "normalized": .bool(normalized)],
+            "gan": ["synthesis": ModelSpec.stylegan(.generator, synthesis).config, "z_dim": JSONValue(s0[1] / 9), "w_dim": JSONValue(s0[0]),
+                    "num_layers": JSONValue(layers), "coarse_layer": JSONValue(coarseLayer), "mid_layer": JSONValue(midLayer)],
+        ])
+    }
 }

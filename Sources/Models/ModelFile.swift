@@ -11,6 +11,8 @@ public enum ModelKind: String, CaseIterable, Sendable {
     case classifier, generator, discriminator, inception, lpips
     case conceptExtractor = "concept-extractor"
     case explainer
+    /// The VisCoIN ensemble (classifier, concept extractor, explainer, adapted generator).
+    case viscoin
 }
 
 /// Architecture configuration, stored as JSON in the file's metadata (`viscoin.config`).
@@ -95,6 +97,20 @@ public struct ModelSpec: Equatable, Sendable {
         case .explainer:
             return Explainer(nConcepts: try int("n_concepts"), nClasses: try int("n_classes"),
                              normalized: config["normalized"]?.boolValue ?? false, generator: g)
+        case .viscoin:
+            func part(_ name: String, _ kind: ModelKind) throws -> ModelSpec {
+                guard let c = config[name] else { throw ModelFileError(message: "VisCoIN configuration lacks '\(name)'") }
+                return ModelSpec(kind: kind, config: c)
+            }
+            let f = try part("classifier", .classifier).makeModule(seed: seed) as! Classifier
+            let psi = try part("concept_extractor", .conceptExtractor).makeModule(seed: seed) as! ConceptExtractor
+            let theta = try part("explainer", .explainer).makeModule(seed: seed) as! Explainer
+            let ganSpec = try part("gan", .generator)
+            let synthesis = SynthesisNetwork(try ModelSpec(kind: .generator, config: ganSpec.config["synthesis"] ?? .null).styleganConfig(), generator: g)
+            let gan = GeneratorAdapted(synthesis: synthesis, zDim: try ganSpec.int("z_dim"), wDim: try ganSpec.int("w_dim"),
+                                       numLayers: try ganSpec.int("num_layers"), coarseLayer: try ganSpec.int("coarse_layer"),
+                                       midLayer: try ganSpec.int("mid_layer"), generator: g)
+            return VisCoINModels(classifier: f, conceptExtractor: psi, explainer: theta, gan: gan)
         }
     }
 }

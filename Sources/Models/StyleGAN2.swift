@@ -183,8 +183,10 @@ public final class SynthesisNetwork: Module {
     public let blocks: [SynthesisBlock]
     public let numWs: Int
     public let resolution: Int
+    public let config: StyleGAN2Config
 
     public init(_ config: StyleGAN2Config, generator: RandomGenerator) {
+        self.config = config
         var list: [SynthesisBlock] = []
         var res = 4
         while res <= config.resolution {

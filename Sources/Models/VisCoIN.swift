@@ -157,6 +157,10 @@ public final class MappingNetworkAdapted: Module {
 public final class GeneratorAdapted: Module {
     public let mapping: MappingNetworkAdapted
     public private(set) var synthesis: SynthesisNetwork
+    /// Concept count K of the inputs (z1 = Phi [N, K, 3, 3], z2 = Phi' [N, 9K]).
+    public let zDim: Int
+    /// The synthesis network's configuration (its mapping fields unused).
+    public let synthesisConfig: StyleGAN2Config
 
     /// Builds the adapted generator around `synthesis` (shared with the pretrained generator).
     /// `fixedWAvg`: initial value of `mapping.fixed_w_avg` (DECISIONS B12: the pretrained
@@ -164,6 +168,8 @@ public final class GeneratorAdapted: Module {
     public init(synthesis: SynthesisNetwork, zDim: Int = 256, wDim: Int, numLayers: Int = 1, coarseLayer: Int = 2,
                 midLayer: Int = 10, fixedWAvg: Tensor? = nil, generator: RandomGenerator) {
         self.synthesis = synthesis
+        self.zDim = zDim
+        synthesisConfig = synthesis.config
         mapping = MappingNetworkAdapted(z1Dim: 9 * zDim, z2Dim: 9 * zDim, wDim: wDim, numWs: synthesis.numWs, numLayers: numLayers,
                                         coarseLayer: coarseLayer, midLayer: midLayer, generator: generator)
         if let fixedWAvg { mapping.fixedWAvg.assign(fixedWAvg) }

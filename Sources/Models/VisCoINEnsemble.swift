@@ -8,9 +8,9 @@ import Common
 import NN
 import TensorCore
 
-/// f, Psi, Theta and the adapted generator, saved in `save_viscoin`'s layout (`classifier.*`,
-/// `concept_extractor.*`, `explainer.*`, `gan.*`).
-public final class VisCoINModels {
+/// f, Psi, Theta and the adapted generator: a module whose state dict is `save_viscoin`'s
+/// layout (`classifier.*`, `concept_extractor.*`, `explainer.*`, `gan.*`).
+public final class VisCoINModels: Module {
     public let classifier: Classifier
     public let conceptExtractor: ConceptExtractor
     public let explainer: Explainer
@@ -21,18 +21,33 @@ public final class VisCoINModels {
         self.conceptExtractor = conceptExtractor
         self.explainer = explainer
         self.gan = gan
+        super.init()
+        child("classifier", classifier)
+        child("concept_extractor", conceptExtractor)
+        child("explainer", explainer)
+        child("gan", gan)
     }
 
-    public var parts: [(String, Module)] {
-        [("classifier", classifier), ("concept_extractor", conceptExtractor), ("explainer", explainer), ("gan", gan)]
+    /// The weight-file specification of this ensemble.
+    public var spec: ModelSpec {
+        let c = conceptExtractor
+        return ModelSpec(kind: .viscoin, config: [
+            "classifier": ModelSpec.classifier(classifier.resnet.config, classes: classifier.classes).config,
+            "concept_extractor": ["n_concepts": JSONValue(c.nConcepts), "latent_channels": JSONValue(c.conv1.weight.shape[0]),
+                                  "input_channels1": JSONValue(c.conv1.weight.shape[1]), "input_channels2": JSONValue(c.conv2.weight.shape[1]),
+                                  "input_channels3": JSONValue(c.conv3.weight.shape[1])],
+            "explainer": ["n_concepts": JSONValue(c.nConcepts), "n_classes": JSONValue(classifier.classes), "normalized": .bool(explainer.linear.weight == nil)],
+            "gan": ["synthesis": ModelSpec.stylegan(.generator, gan.synthesisConfig).config, "z_dim": JSONValue(gan.zDim),
+                    "w_dim": JSONValue(gan.mapping.fixedWAvg.count), "num_layers": JSONValue(gan.mapping.styles[0].items.count),
+                    "coarse_layer": JSONValue(gan.mapping.coarseLayer), "mid_layer": JSONValue(gan.mapping.midLayer)],
+        ])
     }
+
+    public var parts: [(String, Module)] { children }
 
     public var classes: Int { classifier.classes }
     public var concepts: Int { conceptExtractor.nConcepts }
     public var resolution: Int { gan.synthesis.resolution }
-
-    /// Evaluation mode for every module (no dropout; the synthesis with const or random noise as asked).
-    public func eval() { for (_, m) in parts { m.eval() } }
 
     /// f on images in [-1, 1]: logits [N, C] and the five hidden states.
     public func classify(_ x: Tensor) -> (logits: Tensor, hiddenStates: [Tensor]) { classifier(imagenetNormalized(x)) }

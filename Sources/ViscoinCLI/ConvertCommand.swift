@@ -37,6 +37,8 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Concept extractor / explainer: number of concepts.") var concepts = 256
     @Option(help: "Concept extractor: latent channels.") var latentChannels = 512
     @Flag(help: "Explainer: weight-normalised head.") var normalized = false
+    @Option(help: "VisCoIN: last style index fed by Phi' before the concept maps (not stored in the tensors).") var coarseLayer = 2
+    @Option(help: "VisCoIN: last style index fed by the concept maps Phi (not stored in the tensors).") var midLayer = 10
 
     func spec(for file: SafeTensorsFile) throws -> ModelSpec {
         guard let kind = ModelKind(rawValue: model) else {
@@ -67,6 +69,11 @@ struct ConvertCommand: ParsableCommand {
         case .explainer:
             guard let classes, classes > 0 else { throw ValidationError("--classes is required for an explainer") }
             return ModelSpec(kind: kind, config: ["n_concepts": JSONValue(concepts), "n_classes": JSONValue(classes), "normalized": .bool(normalized)])
+        case .viscoin:
+            // A save_viscoin checkpoint (exported with tools/export_safetensors.py): every part's
+            // architecture from its tensors.
+            return try ModelConversion.inferVisCoIN(shapes: ModelConversion.shapes(of: file, prefix: prefix, naming: names),
+                                                    coarseLayer: coarseLayer, midLayer: midLayer, convClamp: convClamp == "none" ? nil : Float(convClamp) ?? 256)
         }
     }
 

@@ -34,24 +34,27 @@ struct GoldenEnsemble {
                                    generator: rng)
         let ec = m["explainer"]!["constructor"]!
         let theta = Explainer(nConcepts: Int(ec["n_concepts"]!.intValue!), nClasses: Int(ec["n_classes"]!.intValue!), generator: rng)
-        let gc = m["generator_gan"]!["constructor"]!
+        // The pretrained generator of the synthetic half (absent from the amplify and statistics
+        // cases: there the adapted generator's own synthesis is built from its constructor).
+        let ac = m["gan"]?["constructor"] ?? m["concept_extractor"]!["constructor"]!
+        let gc = m["generator_gan"]?["constructor"] ?? ac
         var sc = StyleGAN2Config()
-        sc.zDim = Int(gc["z_dim"]!.intValue!)
-        sc.wDim = Int(gc["w_dim"]!.intValue!)
-        sc.resolution = Int(gc["img_resolution"]!.intValue!)
-        sc.mappingLayers = Int(gc["mapping_kwargs"]!["num_layers"]!.intValue!)
-        sc.channelBase = Int(gc["synthesis_kwargs"]!["channel_base"]!.intValue!)
-        sc.channelMax = Int(gc["synthesis_kwargs"]!["channel_max"]!.intValue!)
+        sc.zDim = Int(gc["z_dim"]?.intValue ?? 16)
+        sc.wDim = Int(gc["w_dim"]?.intValue ?? 32)
+        sc.resolution = Int(gc["img_resolution"]?.intValue ?? 64)
+        sc.mappingLayers = Int(gc["mapping_kwargs"]?["num_layers"]?.intValue ?? 2)
+        sc.channelBase = Int(gc["synthesis_kwargs"]?["channel_base"]?.intValue ?? 512)
+        sc.channelMax = Int(gc["synthesis_kwargs"]?["channel_max"]?.intValue ?? 32)
         let g = Generator(sc, generator: rng)
-        let ac = m["gan"]!["constructor"]!
-        let gan = GeneratorAdapted(synthesis: g.synthesis, zDim: Int(ac["z_dim"]!.intValue!), wDim: sc.wDim,
-                                   coarseLayer: Int(ac["mapping_kwargs"]!["coarse_layer"]!.intValue!),
-                                   midLayer: Int(ac["mapping_kwargs"]!["mid_layer"]!.intValue!), generator: rng)
+        let gan = GeneratorAdapted(synthesis: g.synthesis, zDim: Int(ac["z_dim"]?.intValue ?? pc["n_concepts"]!.intValue!), wDim: sc.wDim,
+                                   coarseLayer: Int(ac["mapping_kwargs"]?["coarse_layer"]?.intValue ?? 2),
+                                   midLayer: Int(ac["mapping_kwargs"]?["mid_layer"]?.intValue ?? 5), generator: rng)
         let lpips = LPIPS(generator: rng)
-        for (prefix, module) in [("classifier.", f as Module), ("concept_extractor.", psi), ("explainer.", theta), ("gan.", gan), ("lpips.", lpips)] {
-            try module.load(golden.stateDict(keys: module.stateDict().map(\.key), prefix: prefix))
-        }
-        try g.mapping.load(golden.stateDict(keys: g.mapping.stateDict().map(\.key), prefix: "generator_gan.mapping."))
+        var parts: [(String, Module)] = [("classifier.", f), ("concept_extractor.", psi), ("explainer.", theta)]
+        if m["gan"] != nil { parts.append(("gan.", gan)) }
+        if m["lpips"] != nil { parts.append(("lpips.", lpips)) }
+        for (prefix, module) in parts { try module.load(golden.stateDict(keys: module.stateDict().map(\.key), prefix: prefix)) }
+        if m["generator_gan"] != nil { try g.mapping.load(golden.stateDict(keys: g.mapping.stateDict().map(\.key), prefix: "generator_gan.mapping.")) }
         models = VisCoINModels(classifier: f, conceptExtractor: psi, explainer: theta, gan: gan)
         pretrained = g
         self.lpips = lpips
