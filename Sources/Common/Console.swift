@@ -40,6 +40,9 @@ public enum Console {
         return "\(tmv.tm_year + 1900)-\(two(tmv.tm_mon + 1))-\(two(tmv.tm_mday))T\(two(tmv.tm_hour)):\(two(tmv.tm_min)):\(two(tmv.tm_sec))Z"
     }
 
+    /// Fixed-point with an explicit sign (+0.125, -0.030).
+    public static func signed(_ value: Double, _ digits: Int) -> String { (value >= 0 ? "+" : "") + fixed(value, digits) }
+
     /// Fixed-point formatting without Foundation.
     /// `significant` significant digits, in exponent form below 1e-3 (e.g. 1.234e-05).
     public static func significant(_ value: Double, _ significant: Int = 4) -> String {

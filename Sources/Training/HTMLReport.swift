@@ -107,6 +107,24 @@ public struct HTMLReport {
             + "<figcaption>\(Self.escape(caption))</figcaption></figure>\n"
     }
 
+    /// A table of values in [0, 1] shaded from white to dark blue.
+    public mutating func heatmap(rows: [String], columns: [String], values: [[Double]]) {
+        body += "<table class=\"cm\"><tr><th></th>" + columns.map { "<th>\(Self.escape($0))</th>" }.joined() + "</tr>\n"
+        for (r, name) in rows.enumerated() {
+            body += "<tr><th>\(Self.escape(name))</th>"
+            for v in values[r] {
+                let share = v.isFinite ? min(max(v, 0), 1) : 0
+                let shade = Int(255 - share * 200)
+                body += "<td style=\"background: rgb(\(shade), \(shade), 255)\">\(Console.fixed(v, 2))</td>"
+            }
+            body += "</tr>\n"
+        }
+        body += "</table>\n"
+    }
+
+    /// Text shown as is (escaped), e.g. a configuration.
+    public mutating func preformatted(_ text: String) { body += "<pre>\(Self.escape(text))</pre>\n" }
+
     /// Raw HTML from the report code itself (never from user input).
     mutating func raw(_ html: String) { body += html }
 

@@ -21,7 +21,8 @@ struct Viscoin: ParsableCommand {
               launch/run -n 2 -- train-classifier --data data/demo --run runs/demo --arch tiny
             See README.md for the pipeline, cluster use and file formats.
             """,
-        subcommands: [EnvCommand.self, PrepareCommand.self, TrainClassifierCommand.self, TrainGANCommand.self, ConvertCommand.self, InspectCommand.self, GenerateCommand.self, FIDCommand.self,
+        subcommands: [EnvCommand.self, PrepareCommand.self, TrainClassifierCommand.self, TrainGANCommand.self, TrainVisCoINCommand.self,
+                      EvaluateCommand.self, AmplifyCommand.self, ConceptsCommand.self, ReportCommand.self, ConvertCommand.self, InspectCommand.self, GenerateCommand.self, FIDCommand.self,
                       BenchCommand.self, DemoCommand.self, SelfTestCommand.self]
     )
 }

@@ -296,15 +296,23 @@ public final class TrainingEngine<Job: TrainingJob> {
             ("job", .string(Job.Configuration.jobName)), ("config", job.config.json), ("world_size", JSONValue(run.worldSize)),
             ("steps", JSONValue(run.step)), ("training_seconds", .double(seconds)),
             ("images_per_s", .double(trainedImages / max(seconds, 1e-9))), ("skipped_steps", JSONValue(run.skippedSteps)),
-        ] + content.summary
-        try Files.writeAtomically(run.path("report.json"), text: JSONValue.object(summary).serialized(pretty: true) + "\n")
+        ]
+        let rows: [(String, String)] = [("ranks", "\(run.worldSize)"), ("steps", "\(run.step)"), ("training time", Console.duration(seconds)),
+                                        ("skipped steps (non-finite gradients)", "\(run.skippedSteps)")]
+        return try ReportWriter.write(content, folder: run.folder, summary: summary, keyFigures: rows)
+    }
+}
+
+/// Writes a report's two files into a run folder: report.json (the given members, then the
+/// content's) and the self-contained report.html. Returns the HTML path.
+public enum ReportWriter {
+    @discardableResult
+    public static func write(_ content: ReportContent, folder: String, summary: [(String, JSONValue)] = [], keyFigures: [(String, String)] = []) throws -> String {
+        try Files.writeAtomically(Files.join(folder, "report.json"), text: JSONValue.object(summary + content.summary).serialized(pretty: true) + "\n")
         var html = HTMLReport(title: content.title)
-        html.keyValues(content.keyFigures + [
-            ("ranks", "\(run.worldSize)"), ("steps", "\(run.step)"), ("training time", Console.duration(seconds)),
-            ("skipped steps (non-finite gradients)", "\(run.skippedSteps)"),
-        ])
+        html.keyValues(content.keyFigures + keyFigures)
         content.sections(&html)
-        let path = run.path("report.html")
+        let path = Files.join(folder, "report.html")
         try Files.writeAtomically(path, text: html.html())
         return path
     }
