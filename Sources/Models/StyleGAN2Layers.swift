@@ -9,6 +9,9 @@ import TensorCore
 public enum NoiseMode {
     /// Fresh N(0, 1) noise per sample, drawn from the generator (training).
     case random(RandomGenerator)
+    /// Fresh noise drawn from each sample's own generator, so a sample's noise does not depend
+    /// on the batch it is computed in (VisCoIN's data parallelism).
+    case perSample([RandomGenerator])
     /// The stored `noise_const` buffers (evaluation, reproducible images).
     case const
     case none
@@ -139,6 +142,9 @@ public final class SynthesisLayer: Module {
         if let strength = noiseStrength, let noiseConst {
             switch noiseMode {
             case .random(let generator): noise = generator.normal([x.shape[0], 1, resolution, resolution]) * strength
+            case .perSample(let generators):
+                precondition(generators.count == x.shape[0], "per-sample noise needs one generator per sample")
+                noise = concatenate(generators.map { $0.normal([1, 1, resolution, resolution]) }, dim: 0) * strength
             case .const: noise = noiseConst * strength
             case .none: noise = nil
             }

@@ -23,6 +23,6 @@ struct Viscoin: ParsableCommand {
             """,
         subcommands: [EnvCommand.self, PrepareCommand.self, TrainClassifierCommand.self, TrainGANCommand.self, TrainVisCoINCommand.self,
                       EvaluateCommand.self, AmplifyCommand.self, ConceptsCommand.self, ReportCommand.self, ConvertCommand.self, InspectCommand.self, GenerateCommand.self, FIDCommand.self,
-                      BenchCommand.self, DemoCommand.self, SelfTestCommand.self]
+                      BenchCommand.self, DemoCommand.self, DemoSummaryCommand.self, SelfTestCommand.self]
     )
 }

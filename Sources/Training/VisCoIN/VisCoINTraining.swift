@@ -265,24 +265,32 @@ final class VisCoINJob: TrainingJob {
         ganOptimizer.setLearningRates(base: [config.lr], factor: factor)
     }
 
-    /// One round: real images, as many synthetic ones, the whole objective, backward.
+    /// One round: real images, as many synthetic ones, the whole objective, backward. Every
+    /// random draw belongs to a sample (keyed by the step and the real image's position in the
+    /// epoch), so a step does not depend on how its batch is spread over ranks and rounds.
     func accumulate(_ round: PhaseRound, run: TrainingRun) throws {
         guard let batch = try stream?.next() else { throw TrainingError("the training loader ended inside an epoch") }
         state.loaderBatch += 1
-        let minibatch = UInt64(round.index * run.worldSize + run.rank)
-        let key = UInt64(run.step) &* 4096 &+ minibatch
-        let noise = RandomGenerator(seed: config.seed, stream: key &* 4 &+ 1)
-        let z = RandomGenerator(seed: config.seed, stream: key &* 4 &+ 2).normal([batch.count, pretrained.config.zDim])
+        let n = batch.count
+        // One generator per (step, real image, purpose): each image of a step is distinct.
+        func generators(_ purpose: UInt64, _ count: Int) -> [RandomGenerator] {
+            (0..<count).map { j in
+                RandomGenerator(seed: config.seed, stream: (UInt64(run.step) &* 1_000_003 &+ UInt64(batch.items[j])) &* 8 &+ purpose)
+            }
+        }
+        let z = concatenate(generators(1, n).map { $0.normal([1, pretrained.config.zDim]) }, dim: 0)
         // The synthetic half (not differentiated: nothing trained depends on it, as the reference checks).
-        let synthetic = noGrad { pretrained(z, noise: .random(noise)).image }
+        let synthetic = noGrad { pretrained(z, noise: .perSample(generators(2, n))).image }
         let images = concatenate([batch.images, synthetic], dim: 0)
-        let forward = VisCoINObjective.forward(models, images: images, noise: .random(noise),
-                                               dropout: RandomGenerator(seed: config.seed, stream: key &* 4 &+ 3))
+        let k = models.concepts, p = models.explainer.dropoutProbability
+        let masks = (generators(3, n) + generators(4, n)).map { g in g.bernoulli([1, k, 3, 3], p: 1 - p) }
+        let forward = VisCoINObjective.forward(models, images: images, noise: .perSample(generators(5, n) + generators(6, n)),
+                                               dropoutMask: concatenate(masks, dim: 0))
         let terms = VisCoINObjective.losses(models, forward, images: images, labels: batch.labels, iteration: run.step, weights: config.weights, lpips: lpips)
         try round.backward(round.count > 1 ? terms.total / Float(round.count) : terms.total)
         for (name, value) in terms.scalars { run.statistics.report(name, value, weight: Double(images.shape[0])) }
-        let fidelity = VisCoINBatchMetrics(classifierLogits: forward.classes, explainerLogits: forward.explainerClasses, labels: [Int](repeating: 0, count: forward.classes.shape[0]))
-        run.statistics.report("fidelity", fidelity.fidelity, weight: Double(images.shape[0]))
+        let agreement = VisCoINBatchMetrics(classifierLogits: forward.classes, explainerLogits: forward.explainerClasses, labels: [Int](repeating: 0, count: 2 * n))
+        run.statistics.report("fidelity", agreement.fidelity, weight: Double(images.shape[0]))
     }
 
     var epochEnded: Bool { state.loaderBatch == stepsPerEpoch * config.accumulate }
