@@ -11,7 +11,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Benchmarks (build with -c release).",
         subcommands: [BenchBLASCommand.self, BenchOpsCommand.self, BenchModelsCommand.self, BenchDataCommand.self, BenchTrainCommand.self,
-                      BenchGANCommand.self])
+                      BenchGANCommand.self, BenchVisCoINCommand.self])
 }
 
 /// Options shared by every benchmark.

@@ -61,7 +61,7 @@ import Training
         #expect(throws: ConfigurationError.self) { try resolve(.tiny, resolution: 32) { $0.batch = 12; $0.batchGpu = 6 } }
         let s = try resolve(.tiny, resolution: 32, ranks: 2) { $0.batch = 16; $0.batchGpu = 4 }
         #expect(s.rounds == 2 && s.zDim == 64 && s.channelMax == 64)
-        #expect(GANMetric("fid50k_full")?.images == 50_000 && GANMetric("fid2k")?.images == 2000 && GANMetric("fid500")?.images == 500)
+        #expect(GANMetric("fid50k_full")?.images == 50_000 && GANMetric("fid2k")?.images == 2000 && GANMetric("fid500")?.images == 500 && GANMetric("fid1k")?.images == 1000)
         #expect(GANMetric("fid") == nil && GANMetric("fidk") == nil && GANMetric("none")?.isNone == true)
         var c = GANTrainingConfig(data: "d", run: "r")
         c.metrics = GANMetric("fid2k")!

@@ -27,7 +27,7 @@ public struct GANMetric: Codable, Equatable, Sendable, CustomStringConvertible {
         if body.hasSuffix("_full") { body = body.dropLast(5) }
         var scale = 1
         if body.hasSuffix("k") { scale = 1000; body = body.dropLast() }
-        guard let count = Int(body), count >= 2, count <= 1_000_000 / scale else { return nil }
+        guard let count = Int(body), count >= 1, count * scale >= 2, count <= 1_000_000 / scale else { return nil }
         (name, images) = (text, count * scale)
     }
 
