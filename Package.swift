@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // VisCoIN in Swift: a distributed (MPI) CPU trainer for concept-based interpretable image
 // classification with a StyleGAN2 generator.
 //
@@ -7,10 +7,11 @@
 //   C shims             CMPIShim (MPI calls Swift cannot import) CImageCodecs (setjmp-safe codecs)
 //   Swift foundations   Common LinearAlgebra Communication ImageCodecs Zstd SafeTensors
 //   Tensor core         TensorCore (tensors, autograd, operators, kernels)
-//   Models              NN (modules, layers) Models (ResNet, StyleGAN2, VisCoIN, Inception, LPIPS)
+//   Models              NN (modules, layers) Models (ResNet, StyleGAN2, VisCoIN, Inception, LPIPS) FeatureMetrics (FID/KID)
 //   Data                Datasets (preparation, prepared format, sharded loader, transforms)
 //   Evaluation          Evaluation (generator sampling, feature detectors, FID pipeline)
 //   Training            Training (engine, data parallelism, optimizers, checkpoints, reports, trainers)
+//   Explorer            Explorer (the concept explorer's page and JSON API, on Hummingbird)
 //   CLI                 ViscoinCLI (the `viscoin` executable)
 import PackageDescription
 
@@ -21,6 +22,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // The concept explorer's HTTP server; default traits off (no swift-configuration).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // C system libraries (found with pkg-config; Debian package names in `providers`).
@@ -49,16 +53,20 @@ let package = Package(
         // Modules with PyTorch state-dict names, and the models built from them.
         .target(name: "NN", dependencies: ["TensorCore", "SafeTensors"]),
         .target(name: "Models", dependencies: ["NN", "TensorCore", "SafeTensors", "Common"]),
-        .target(name: "Metrics", dependencies: ["Models", "TensorCore", "LinearAlgebra", "Communication"]),
+        .target(name: "FeatureMetrics", dependencies: ["Models", "TensorCore", "LinearAlgebra", "Communication"]),
 
         // Datasets: preparation (CUB, class folders, built-in demo), the prepared format, the loader.
         .target(name: "Datasets", dependencies: ["Common", "ImageCodecs", "TensorCore", "Communication"]),
 
         // Using trained networks: sampling a generator across ranks, feature detectors, the FID pipeline.
-        .target(name: "Evaluation", dependencies: ["Common", "Communication", "ImageCodecs", "SafeTensors", "TensorCore", "Models", "Metrics", "Datasets"]),
+        .target(name: "Evaluation", dependencies: ["Common", "Communication", "ImageCodecs", "SafeTensors", "TensorCore", "Models", "FeatureMetrics", "Datasets"]),
+
+        // The concept explorer: a local web page and JSON API over a loaded ensemble.
+        .target(name: "Explorer", dependencies: ["Common", "Communication", "Datasets", "Evaluation", "ImageCodecs", "Models", "TensorCore",
+                                                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]),
 
         // Training engine: data parallelism, optimizers, schedules, checkpoints, logs, reports, trainers.
-        .target(name: "Training", dependencies: ["Common", "Communication", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Datasets", "Metrics", "Evaluation", "ImageCodecs"]),
+        .target(name: "Training", dependencies: ["Common", "Communication", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Datasets", "FeatureMetrics", "Evaluation", "ImageCodecs"]),
 
         // Helpers shared by the test targets (golden cases, tolerances, pgen).
         .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "SafeTensors", "Common"]),
@@ -67,8 +75,8 @@ let package = Package(
         .executableTarget(
             name: "ViscoinCLI",
             dependencies: [
-                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Metrics", "Datasets",
-                "Evaluation", "Training",
+                "Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "FeatureMetrics", "Datasets",
+                "Evaluation", "Training", "Explorer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -79,7 +87,7 @@ let package = Package(
             dependencies: ["Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors"]
         ),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common"]),
-        .testTarget(name: "ModelTests", dependencies: ["Models", "Metrics", "NN", "TensorCore", "TestSupport", "Common"]),
+        .testTarget(name: "ModelTests", dependencies: ["Models", "FeatureMetrics", "NN", "TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "DatasetTests", dependencies: ["Datasets", "ImageCodecs", "TensorCore", "Communication", "Common", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Evaluation", "Datasets", "Models", "NN", "TensorCore", "Communication", "Common", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Common", "SafeTensors"]),

@@ -8,15 +8,17 @@ VISCOIN_BIN="${VISCOIN_BIN:-$VISCOIN_ROOT/.build/release/viscoin}"
 
 # Debian package names the build and the tests need.
 VISCOIN_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev libjpeg-dev libzstd-dev libtiff-dev pkgconf)
+# What the tests need besides: a headless browser for the explorer's page test, ss.
+VISCOIN_TEST_PACKAGES=(chromium iproute2)
 
 viscoin_log() { printf '%s\n' "$*" >&2; }
 
-# Installs missing system packages with apt-get when running as root; otherwise prints the
-# exact command and fails.
+# Installs missing system packages (VISCOIN_PACKAGES and the arguments) with apt-get when
+# running as root; otherwise prints the exact command and fails.
 viscoin_ensure_packages() {
     local missing=()
     local p
-    for p in "${VISCOIN_PACKAGES[@]}"; do
+    for p in "${VISCOIN_PACKAGES[@]}" "$@"; do
         if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
             missing+=("$p")
         fi

@@ -8,7 +8,7 @@ import Common
 import Communication
 import Datasets
 import ImageCodecs
-import Metrics
+import FeatureMetrics
 import Models
 import SafeTensors
 import TensorCore

@@ -8,7 +8,7 @@
 import Common
 import Communication
 import Datasets
-import Metrics
+import FeatureMetrics
 import Models
 import TensorCore
 

@@ -179,12 +179,15 @@ public final class ResNetModel: Module {
         child("encoder", encoder)
     }
 
-    /// Returns the pooled features [N, C, 1, 1] and the five hidden states.
-    public func callAsFunction(_ x: Tensor) -> (pooled: Tensor, hiddenStates: [Tensor]) {
+    /// Returns the pooled features [N, C, 1, 1] and the five hidden states. `tap(i, h)` may
+    /// replace hidden state `i` before the next stage reads it (Grad-CAM makes it a leaf).
+    public func callAsFunction(_ x: Tensor, tap: ((Int, Tensor) -> Tensor)? = nil) -> (pooled: Tensor, hiddenStates: [Tensor]) {
         var h = embedder(x)
+        if let tap { h = tap(0, h) }
         var hidden = [h]
-        for stage in encoder.stages.items {
+        for (s, stage) in encoder.stages.items.enumerated() {
             for layer in stage.layers.items { h = layer(h) }
+            if let tap { h = tap(s + 1, h) }
             hidden.append(h)
         }
         return (h.adaptiveAvgPool2d(1), hidden)
@@ -209,9 +212,9 @@ public final class Classifier: Module {
         child("linear", linear)
     }
 
-    /// Logits [N, classes] and the five hidden states.
-    public func callAsFunction(_ x: Tensor) -> (logits: Tensor, hiddenStates: [Tensor]) {
-        let (pooled, hidden) = resnet(x)
+    /// Logits [N, classes] and the five hidden states (`tap` as in `ResNetModel`).
+    public func callAsFunction(_ x: Tensor, tap: ((Int, Tensor) -> Tensor)? = nil) -> (logits: Tensor, hiddenStates: [Tensor]) {
+        let (pooled, hidden) = resnet(x, tap: tap)
         return (linear(pooled.flattened(from: 1)), hidden)
     }
 

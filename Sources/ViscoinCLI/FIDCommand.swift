@@ -4,7 +4,7 @@
 import ArgumentParser
 import Common
 import Evaluation
-import Metrics
+import FeatureMetrics
 import Models
 
 struct FIDCommand: ParsableCommand {

@@ -19,7 +19,10 @@ struct EnsembleOptions: ParsableArguments {
     @Option(help: "Prepared dataset folder (its test split is used).") var data: String
     @Option(help: "Global batch size.") var batch = 16
 
-    func load() throws -> (VisCoINModels, PreparedDataset) {
+    func load() throws -> (VisCoINModels, PreparedDataset) { try Self.load(viscoin: viscoin, data: data) }
+
+    /// The ensemble (evaluation mode) and the dataset it is used on, checked against each other.
+    static func load(viscoin: String, data: String) throws -> (VisCoINModels, PreparedDataset) {
         let (module, _) = try ModelFile.load(viscoin, expecting: .viscoin)
         let models = module as! VisCoINModels
         let dataset = try PreparedDataset(root: data)

@@ -22,7 +22,7 @@ struct Viscoin: ParsableCommand {
             See README.md for the pipeline, cluster use and file formats.
             """,
         subcommands: [EnvCommand.self, PrepareCommand.self, TrainClassifierCommand.self, TrainGANCommand.self, TrainVisCoINCommand.self,
-                      EvaluateCommand.self, AmplifyCommand.self, ConceptsCommand.self, ReportCommand.self, ConvertCommand.self, InspectCommand.self, GenerateCommand.self, FIDCommand.self,
+                      EvaluateCommand.self, AmplifyCommand.self, ConceptsCommand.self, ReportCommand.self, HeatmapsCommand.self, ExploreCommand.self, ConvertCommand.self, InspectCommand.self, GenerateCommand.self, FIDCommand.self,
                       BenchCommand.self, DemoCommand.self, DemoSummaryCommand.self, SelfTestCommand.self]
     )
 }

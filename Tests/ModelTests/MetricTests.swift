@@ -1,7 +1,7 @@
 // Metric networks and FID/KID against the golden reference: FID from features and from
 // compact 2048-d statistics, the Inception-v3 blocks and the full network, LPIPS-VGG, the
 // manifests, and the spec's small reference values.
-import Metrics
+import FeatureMetrics
 import Models
 import NN
 import Testing

@@ -11,7 +11,7 @@ import Communication
 import Datasets
 import Evaluation
 import ImageCodecs
-import Metrics
+import FeatureMetrics
 import Models
 import NN
 import SafeTensors

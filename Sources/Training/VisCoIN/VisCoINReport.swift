@@ -88,6 +88,17 @@ public enum VisCoINReport {
                 reconstructionsPNG = try png(concatenate([x, rebuilt], dim: 0), columns: items.count)
             }
         }
+        // Concept heatmaps of the amplified images.
+        var heatmapPNGs: [(item: Int, png: [UInt8], width: Int, caption: String)] = []
+        if comm.isRoot {
+            for (item, _) in amplified {
+                let f = ConceptHeatmaps.figure(m, picture: try dataset.image(item), topK: 3)
+                let k = f.maps.predictedClass
+                heatmapPNGs.append((item, try ImageCodec.encodePNG(f.grid), min(f.grid.width, 960),
+                                    "test item \(item), explainer predicts \(k < dataset.classes.count ? dataset.classes[k] : "\(k)"); Grad-CAM of the class, then of concepts "
+                                    + "\(f.concepts) (\(f.maps.classMap.width)x\(f.maps.classMap.height) cells at f's hidden state \(f.maps.layer)); below: the reconstruction and the 3x3 maps of the same concepts"))
+            }
+        }
         let galleries = stats.topImages(perConcept: 6)
         var galleryPNGs: [(Int, [UInt8])] = []
         if comm.isRoot {
@@ -145,6 +156,14 @@ public enum VisCoINReport {
                                    caption: "test item \(item), predicted \(k < classNames.count ? classNames[k] : "\(k)"): concepts \(r.selected) -> \(probs); random \(r.random) -> \(randomProbs)")
                     }
                 }
+            }
+            if !heatmapPNGs.isEmpty {
+                html.heading("Concept heatmaps")
+                html.paragraph("Where each concept is active: Grad-CAM of the explainer's predicted class and of each concept's maximum a_j at the first "
+                               + "hidden state of f that Psi reads (gradients through f's later stages and Psi), and each concept's own 3x3 map Phi_j; "
+                               + "every map is scaled to its own maximum (blue low, red high). `viscoin heatmaps` draws them for any test image, "
+                               + "`viscoin explore` live.")
+                for h in heatmapPNGs { html.image(png: h.png, width: h.width, scale: 1, caption: h.caption) }
             }
             html.heading("Class-concept heatmap (balanced mean activation, normalised per concept; most important concepts)")
             let balanced = ConceptStatistics.normalized(stats.balanced, rows: classes, columns: k, alongRows: false)
