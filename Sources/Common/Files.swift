@@ -40,16 +40,34 @@ public enum Files {
         return Int(st.st_size)
     }
 
-    /// Reads a whole file into memory.
-    public static func read(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+    /// Opens `path` for reading if it is a regular file. The open itself does not block (a FIFO
+    /// would wait for a writer forever); FIFOs, devices, sockets and folders are refused by name.
+    public static func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw FileError.errno(path, "open") }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw FileError.errno(path, "stat") }
-        guard (st.st_mode & S_IFMT) != S_IFDIR else { throw FileError(path: path, reason: "is a directory, expected a file") }
+        guard fstat(fd, &st) == 0 else {
+            let error = FileError.errno(path, "stat")
+            close(fd)
+            throw error
+        }
+        let type = st.st_mode & S_IFMT
+        guard type == S_IFREG else {
+            close(fd)
+            let kind = type == S_IFDIR ? "a directory" : type == S_IFIFO ? "a FIFO (named pipe)" : type == S_IFCHR || type == S_IFBLK ? "a device"
+                : type == S_IFSOCK ? "a socket" : "not a regular file"
+            throw FileError(path: path, reason: "is \(kind), expected a regular file")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return (fd, Int(st.st_size))
+    }
+
+    /// Reads a whole regular file into memory.
+    public static func read(_ path: String) throws -> [UInt8] {
+        let (fd, size) = try openRegularFile(path)
+        defer { close(fd) }
         // st_size is 0 for /proc files: grow the buffer until end of file.
-        var bytes = [UInt8](repeating: 0, count: max(Int(st.st_size), 4096))
+        var bytes = [UInt8](repeating: 0, count: max(size, 4096))
         var offset = 0
         while true {
             if offset == bytes.count { bytes.append(contentsOf: [UInt8](repeating: 0, count: bytes.count)) }
@@ -212,13 +230,8 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileError.errno(path, "open") }
+        let (fd, size) = try Files.openRegularFile(path)
         defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw FileError.errno(path, "stat") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw FileError(path: path, reason: "is not a regular file") }
-        let size = Int(st.st_size)
         if size == 0 {
             bytes = UnsafeRawBufferPointer(start: nil, count: 0)
             return

@@ -131,11 +131,19 @@ public enum Preparation {
     @discardableResult
     public static func write(_ plan: PreparationPlan, options: PrepareOptions, communicator: any Communicator,
                              log: (String) -> Void = { Console.print($0) }) throws -> DatasetIndex {
-        let out = options.output, partial = out + ".partial"
+        // Decisions on the normalised path (trailing slashes, `.`, symlinks), before any work.
+        let out = PathSafety.canonical(options.output), partial = out + ".partial"
         let rank = communicator.rank, world = communicator.size
-        guard !plan.items.isEmpty else { throw DatasetError(out, "nothing to prepare: the source has no usable images") }
-        if Files.exists(out) && !options.force {
-            throw DatasetError(out, "already exists (use --force to replace it)")
+        guard !plan.items.isEmpty else { throw DatasetError(options.output, "nothing to prepare: the source has no usable images") }
+        guard out != "/" else { throw DatasetError(options.output, "cannot replace the root folder") }
+        if Files.exists(out) {
+            guard options.force else { throw DatasetError(options.output, "already exists (use --force to replace it)") }
+            // --force replaces only what prepare wrote: a folder with a valid dataset.json.
+            guard Files.isDirectory(out) else { throw DatasetError(options.output, "exists and is not a folder; refusing to replace it") }
+            let index = Files.join(out, "dataset.json")
+            guard Files.exists(index), (try? DatasetIndex.parse(try Files.read(index), path: index)) != nil else {
+                throw DatasetError(options.output, "exists and is not a prepared dataset (no valid dataset.json); --force only replaces a folder prepare wrote")
+            }
         }
         if rank == 0 {
             try Files.remove(partial)

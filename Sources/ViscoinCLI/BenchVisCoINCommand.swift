@@ -2,10 +2,13 @@
 // loss term including LPIPS, ResNet f, the auto generator's synthesis) part by part — the
 // synthetic half, the forward pass (f, Psi, Theta, adapted generator, f again, LPIPS), the
 // backward pass, the two Adam steps — in images/s over all ranks; the evaluation forward pass;
-// peak RSS. Random weights: speed does not depend on them.
+// the concept explorer's regenerate and heatmap requests for one image; peak RSS. Random
+// weights: speed does not depend on them.
 import ArgumentParser
 import Common
 import Communication
+import Evaluation
+import ImageCodecs
 import Models
 import NN
 import TensorCore
@@ -71,6 +74,21 @@ struct BenchVisCoINCommand: ParsableCommand {
             m.eval()
             let evaluation = timeSteps(max(1, o.bench.repeats)) { _ = noGrad { VisCoINObjective.forward(m, images: real, noise: .const) } }
             report.add("evaluation forward", Double(o.batch * comm.size) / evaluation, "images/s", [("batch_ms", .double(evaluation * 1000))])
+            // What the concept explorer does per request, for one image.
+            m.freeze()
+            let one = real.slice(dim: 0, start: 0, end: 1)
+            let analysis = ConceptAmplification.analyse(m, image: one)
+            let regenerate = timeSteps(max(1, o.bench.repeats)) {
+                let image = noGrad { m.gan(analysis.phi * 2, analysis.phiPrime, noise: .const).image }
+                noGrad {
+                    let (logits, hidden) = m.classify(image)
+                    _ = (logits.softmax(dim: 1).toArray(), m.explainer(m.concepts(hidden).phi).softmax(dim: 1).toArray())
+                }
+                _ = try? ImageCodec.encodePNG(ImageTensors.images(fromGenerated: image)[0])
+            }
+            report.add("explorer regenerate (1 image: G, f, Psi, Theta, PNG)", regenerate * 1000, "ms")
+            let heatmap = timeSteps(max(1, o.bench.repeats)) { _ = ConceptHeatmaps.compute(m, image: one, concepts: [0]) }
+            report.add("explorer heatmap (Grad-CAM of the class and 1 concept)", heatmap * 1000, "ms")
             report.add("peak resident memory", Double(resourceUsage().maxRSS) / 1024, "MiB")
             if comm.isRoot { report.print(json: o.bench.json) }
         }

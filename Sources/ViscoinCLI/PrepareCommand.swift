@@ -31,6 +31,11 @@ struct PrepareCommonOptions: ParsableArguments {
     @Flag(name: .long, help: "Replace OUT if it exists.")
     var force = false
 
+    /// Refuses an --out that is, contains or lies inside an input folder.
+    func checkOutput(inputs: [(flag: String, path: String?)]) throws {
+        do { try PathSafety.checkOutput(out, flag: "--out", inputs: inputs) } catch let e as PathSafetyError { throw ValidationError(e.message) }
+    }
+
     func validate(size: Int) throws {
         guard size >= 8 && size <= 1024 && size & (size - 1) == 0 else {
             throw ValidationError("--size must be a power of two between 8 and 1024 (got \(size))")
@@ -76,7 +81,10 @@ struct PrepareCUBCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not store the attributes as concepts.")
     var noAttributes = false
 
-    func validate() throws { try common.validate(size: source.size) }
+    func validate() throws {
+        try common.validate(size: source.size)
+        try common.checkOutput(inputs: [("--root", root)])
+    }
 
     func run() throws {
         let options = CUBSource.Options(root: root, bboxCrop: bboxCrop, valFraction: common.valFraction, seed: common.seed,
@@ -119,6 +127,13 @@ struct PrepareFolderCommand: ParsableCommand {
     func validate() throws {
         try common.validate(size: source.size)
         guard testFraction >= 0 && testFraction < 1 else { throw ValidationError("--test-fraction must be in [0, 1) (got \(testFraction))") }
+        try common.checkOutput(inputs: [("--root", root), ("--test-root", testRoot)])
+        if let testRoot {
+            let (a, b) = (PathSafety.canonical(root), PathSafety.canonical(testRoot))
+            guard !PathSafety.isSameOrInside(a, b) && !PathSafety.isSameOrInside(b, a) else {
+                throw ValidationError("--test-root \(testRoot) and --root \(root) overlap (\(b), \(a)): the test images would also be training images")
+            }
+        }
     }
 
     func run() throws {

@@ -7,7 +7,31 @@ import LinearAlgebra
 enum ViscoinMain {
     static func main() {
         BLAS.reexecWithTunedSettingsIfNeeded()
-        Viscoin.main()
+        Viscoin.main(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    /// `--lr -1` -> `--lr=-1`: the argument parser reads a word starting with `-` as an option,
+    /// which would report a negative number as a missing value. No subcommand takes a negative
+    /// number as a positional argument; words after `--` are left alone.
+    static func joiningNegativeValues(_ arguments: [String]) -> [String] {
+        var out: [String] = [], i = 0
+        while i < arguments.count {
+            let word = arguments[i]
+            if word == "--" { out += arguments[i...]; break }
+            if word.hasPrefix("--"), !word.contains("="), i + 1 < arguments.count, isNegativeNumber(arguments[i + 1]) {
+                out.append(word + "=" + arguments[i + 1])
+                i += 2
+                continue
+            }
+            out.append(word)
+            i += 1
+        }
+        return out
+    }
+
+    static func isNegativeNumber(_ word: String) -> Bool {
+        guard word.hasPrefix("-"), word.count > 1, let first = word.dropFirst().first, first.isNumber || first == "." else { return false }
+        return Double(word) != nil
     }
 }
 

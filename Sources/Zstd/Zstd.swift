@@ -182,8 +182,8 @@ public final class ZstdFileReader {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw ZstdError(source: path, reason: "cannot open: \(String(cString: strerror(errno)))") }
+        let fd: Int32
+        do { fd = try Files.openRegularFile(path).fd } catch let e as FileError { throw ZstdError(source: path, reason: "cannot open: \(e.reason)") }
         guard let stream = ZSTD_createDStream() else {
             close(fd)
             throw ZstdError(source: path, reason: "out of memory")

@@ -1,5 +1,8 @@
 import Common
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @Suite struct JSONTests {
     @Test func parsesAndSerializesNestedValues() throws {
@@ -79,4 +82,38 @@ func temporaryDirectory() throws -> String {
     let path = "/tmp/viscoin-test-\(UInt64.random(in: 0...UInt64.max))"
     try Files.createDirectory(path)
     return path
+}
+
+@Suite struct PathSafetyTests {
+    @Test func canonicalFormsAgree() throws {
+        let d = "/tmp/viscoin-ps-\(UInt64.random(in: 0...UInt64.max))"
+        try Files.createDirectory(d + "/src/a")
+        defer { try? Files.remove(d) }
+        #expect(symlink(d + "/src", d + "/link") == 0)
+        let src = PathSafety.canonical(d + "/src")
+        for spelling in [d + "/src/", d + "/src/.", d + "/src//", d + "/src/a/..", d + "/link", d + "/link/", d + "/./src"] {
+            #expect(PathSafety.canonical(spelling) == src, "\(spelling)")
+        }
+        #expect(PathSafety.canonical(d + "/src/new/child/") == src + "/new/child", "the part that does not exist yet is appended")
+        #expect(PathSafety.canonical("/") == "/")
+        #expect(PathSafety.canonical("relative").hasPrefix("/"))
+        #expect(throws: PathSafetyError.self) { try PathSafety.checkOutput(d + "/link/", flag: "--out", inputs: [("--root", d + "/src")]) }
+        #expect(throws: PathSafetyError.self) { try PathSafety.checkOutput(d, flag: "--out", inputs: [("--root", d + "/src/a")]) }
+        #expect(throws: PathSafetyError.self) { try PathSafety.checkOutput(d + "/src/a/out", flag: "--out", inputs: [("--root", d + "/link")]) }
+        try PathSafety.checkOutput(d + "/srcx", flag: "--out", inputs: [("--root", d + "/src"), ("--test-root", nil)])
+        #expect(PathSafety.isSameOrInside(src + "/a", src) && !PathSafety.isSameOrInside(src + "x", src))
+    }
+
+    @Test func fifosAndFoldersAreRefusedWithoutBlocking() throws {
+        let d = "/tmp/viscoin-fifo-\(UInt64.random(in: 0...UInt64.max))"
+        try Files.createDirectory(d)
+        defer { try? Files.remove(d) }
+        #expect(mkfifo(d + "/pipe", 0o600) == 0)
+        #expect { _ = try Files.read(d + "/pipe") } throws: { "\($0)".contains("FIFO") }
+        #expect { _ = try MappedFile(path: d + "/pipe") } throws: { "\($0)".contains("FIFO") }
+        #expect { _ = try Files.read(d) } throws: { "\($0)".contains("is a directory") }
+        #expect { _ = try Files.read("/dev/null") } throws: { "\($0)".contains("device") }
+        try Files.writeAtomically(d + "/f", text: "ok")
+        #expect(try Files.readText(d + "/f") == "ok")
+    }
 }
