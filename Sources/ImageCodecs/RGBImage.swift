@@ -3,6 +3,9 @@
 // failure is an `ImageError` naming the file and the reason.
 import CImageCodecs
 import Common
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// An 8-bit RGB image, row-major, interleaved (`pixels[(y * width + x) * 3 + c]`).
 public struct RGBImage: Equatable, Sendable {
@@ -184,11 +187,28 @@ public enum ImageFolder {
     public static func list(_ root: String) throws -> [String] {
         guard Files.isDirectory(root) else { throw ImageError(source: root, reason: "is not a directory") }
         var out: [String] = []
+        let canonicalRoot = PathSafety.canonical(root)
+        var visited: Set<String> = [canonicalRoot]
         func walk(_ relative: String) throws {
             let dir = relative.isEmpty ? root : "\(root)/\(relative)"
             for name in try Files.list(dir) where !name.hasPrefix(".") {
                 let rel = relative.isEmpty ? name : "\(relative)/\(name)"
-                if Files.isDirectory("\(root)/\(rel)") {
+                let path = "\(root)/\(rel)"
+                var st = stat()
+                let isLink = lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK
+                if isLink {
+                    // A link may point anywhere: it must stay inside the root.
+                    let target = PathSafety.canonical(path)
+                    guard PathSafety.isSameOrInside(target, canonicalRoot) else {
+                        throw ImageError(source: path, reason: "is a symbolic link that leaves \(root) (to \(target)); copy the files into the tree or give the folder itself")
+                    }
+                }
+                if Files.isDirectory(path) {
+                    // Each folder is walked once: a link back to a folder already seen is a loop or a duplicate.
+                    let folder = PathSafety.canonical(path)
+                    guard visited.insert(folder).inserted else {
+                        throw ImageError(source: path, reason: "\(isLink ? "is a symbolic link to" : "leads to") \(folder), which is already part of the tree (a link loop or a duplicate): its images would be counted twice")
+                    }
                     try walk(rel)
                 } else if ImageFormat.fromExtension(name) != nil {
                     out.append(rel)

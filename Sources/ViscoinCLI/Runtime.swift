@@ -14,6 +14,10 @@ import Glibc
 struct RuntimeOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads per rank (BLAS and our kernels). Default: VISCOIN_THREADS, else cores / ranks on this host.")
     var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024 (got \(threads))") }
+    }
 }
 
 enum Runtime {

@@ -3,7 +3,8 @@
 // was (file list and bytes) and no OUT.partial may be left. Covers outputs that are, contain or
 // lie inside an input (with trailing slashes, `.`, `..` and symlinks), --force on a folder
 // prepare did not write, overlapping --root/--test-root, FIFOs given as weight files, dataset
-// indexes and checkpoints (refused at once instead of blocking), and negative option values.
+// indexes and checkpoints (refused at once instead of blocking), symlink loops and links leaving
+// a class folder, and negative option values.
 import Common
 import Testing
 #if canImport(Glibc)
@@ -23,7 +24,9 @@ import Glibc
         return runShell(".build/release/viscoin prepare demo --out \(d)/demo --count 18 --size 32 && mkdir -p \(d)/src && "
                         + "for c in a b c; do mkdir -p \(d)/src/X/$c; for i in 1 2 3 4; do cp \(d)/demo/00000/img0000000$i.png \(d)/src/X/$c/$i.png; done; done && "
                         + "ln -s \(d)/src/X \(d)/link && mkfifo \(d)/fifo && mkfifo \(d)/fifo-data && mkdir -p \(d)/fifoset && mkfifo \(d)/fifoset/dataset.json && "
-                        + "mkdir -p \(d)/notmine && echo keep > \(d)/notmine/notes.txt")
+                        + "mkdir -p \(d)/notmine && echo keep > \(d)/notmine/notes.txt && "
+                        + "mkdir -p \(d)/src/LOOP/a \(d)/src/LEAK/a && cp \(d)/src/X/a/*.png \(d)/src/LOOP/a/ && cp \(d)/src/X/a/*.png \(d)/src/LEAK/a/ && "
+                        + "ln -s . \(d)/src/LOOP/a/self && ln -s \(d)/demo/00000 \(d)/src/LEAK/a/more")
     }()
 
     /// Every file below `path` with its bytes' checksum.
@@ -47,6 +50,10 @@ import Glibc
         ("prepare folder --root SRC/X/a --test-root SRC/X/b --out SRC/X/b --size 32", "--test-root"),
         ("prepare folder --root SRC/X --test-root SRC/X --out DIR/o1 --size 32", "overlap"),
         ("prepare folder --root SRC/X --test-root SRC/X/a --out DIR/o2 --size 32", "overlap"),
+        // Class folders walked without following link loops or leaving the class folder.
+        ("prepare folder --root SRC/LOOP --out DIR/o5 --size 32", "already part of the tree"),
+        ("prepare folder --root SRC/LEAK --out DIR/o6 --size 32", "symbolic link that leaves"),
+        ("train-classifier --data DIR/demo --run DIR/r2 --threads 0", "--threads must be"),
         // --force replaces only a folder prepare wrote.
         ("prepare demo --out DIR/notmine --force --count 9", "not a prepared dataset"),
         ("prepare demo --out DIR/notmine/notes.txt --force --count 9", "not a folder"),
