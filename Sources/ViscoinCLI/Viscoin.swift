@@ -1,13 +1,27 @@
 // The `viscoin` command-line tool: one subcommand per job, each `run()` only calls the
 // libraries. Under mpirun every rank runs the same command.
 import ArgumentParser
+import Common
 import LinearAlgebra
 
 @main
 enum ViscoinMain {
     static func main() {
         BLAS.reexecWithTunedSettingsIfNeeded()
-        Viscoin.main(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
+        let arguments = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
+        // Flag errors found while parsing print the subcommand's usage; a value refused once the
+        // command runs (a file, a range that depends on the data) prints one `error:` line
+        // instead of the root command's usage.
+        var command: ParsableCommand
+        do { command = try Viscoin.parseAsRoot(arguments) } catch { Viscoin.exit(withError: error) }
+        do {
+            try command.run()
+        } catch let error as ValidationError {
+            Console.error("error: \(error.message)")
+            Viscoin.exit(withError: ExitCode.validationFailure)
+        } catch {
+            Viscoin.exit(withError: error)
+        }
     }
 
     /// `--lr -1` -> `--lr=-1`: the argument parser reads a word starting with `-` as an option,
