@@ -8,8 +8,9 @@ VISCOIN_BIN="${VISCOIN_BIN:-$VISCOIN_ROOT/.build/release/viscoin}"
 
 # Debian package names the build and the tests need.
 VISCOIN_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev libjpeg-dev libzstd-dev libtiff-dev pkgconf)
-# What the tests need besides: a headless browser for the explorer's page test, ss.
-VISCOIN_TEST_PACKAGES=(chromium iproute2)
+# What the tests need besides: a headless browser for the explorer's page test, ss and ip
+# (iproute2) for the simulated cluster, a single-machine SLURM (slurm-wlm, munge).
+VISCOIN_TEST_PACKAGES=(chromium iproute2 slurm-wlm munge)
 
 viscoin_log() { printf '%s\n' "$*" >&2; }
 

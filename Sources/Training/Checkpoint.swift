@@ -9,6 +9,11 @@
 // oldest are removed beyond `keep`. Loading verifies the checksums; `latest` falls back to the
 // previous complete checkpoint when the newest is damaged. Tensors are replicated state, so a
 // checkpoint loads on any number of ranks.
+// Node-local storage (`useNodeLocalStorage`): the folder is on each host's own disk. The ranks
+// of one host share it; the lowest of them (the host's leader) does what rank 0 does on shared
+// storage, so each host's folder holds its ranks' shards and a copy of the manifest. Resuming
+// needs every shard in the folder of some rank of the new job: the same hosts again (any
+// rank placement among them); each shard is read where it is and broadcast to the others.
 import Common
 import Communication
 import TensorCore
@@ -70,6 +75,10 @@ public final class CheckpointStore {
     public var level: Int32 = 3
     /// Statistics of the last save (bytes before and after compression, seconds).
     public private(set) var lastSave: (payload: Int, compressed: Int, seconds: Double) = (0, 0, 0)
+    /// The lowest rank sharing this rank's folder: it creates, renames and prunes directories.
+    public private(set) var leader = 0
+    /// True when each host has its own folder (see the file header).
+    public private(set) var isNodeLocal = false
 
     public init(directory: String, keep: Int = 3) {
         self.directory = directory
@@ -79,6 +88,31 @@ public final class CheckpointStore {
     public static func name(step: Int) -> String {
         let digits = String(step)
         return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits
+    }
+
+    /// Switches to node-local storage (collective). Ranks with the same host name share a
+    /// folder; a probe file checks that no other host sees it (then the folder is shared and
+    /// this mode would have two hosts rename the same directories).
+    public func useNodeLocalStorage(communicator: any Communicator) throws {
+        isNodeLocal = true
+        let hosts = try communicator.allGather(string: communicator.hostName)
+        leader = hosts.firstIndex(of: hosts[communicator.rank])!
+        guard Set(hosts).count > 1 else { return }
+        let token = try communicator.broadcast(string: String(UInt64.random(in: 0...UInt64.max), radix: 16))
+        let probe = Files.join(directory, ".probe-\(token)-\(communicator.rank)")
+        try Files.createDirectory(directory)
+        try Files.writeAtomically(probe, text: hosts[communicator.rank] + "\n")
+        try communicator.barrier()
+        let foreign = ((try? Files.list(directory)) ?? []).compactMap { name -> Int? in
+            guard name.hasPrefix(".probe-\(token)-"), let r = Int(name.dropFirst(".probe-\(token)-".count)), r < hosts.count else { return nil }
+            return hosts[r] != hosts[communicator.rank] ? r : nil
+        }
+        try communicator.barrier()
+        try? Files.remove(probe)
+        let shared = try communicator.allGather(string: foreign.isEmpty ? "" : "\(hosts[communicator.rank]) sees the folder of \(hosts[foreign[0]])")
+        if let clash = shared.first(where: { !$0.isEmpty }) {
+            throw CheckpointError(directory, "--node-local-checkpoints: this folder is shared between hosts (\(clash)); drop the flag for shared storage")
+        }
     }
 
     static func shardName(_ rank: Int, _ world: Int) -> String {
@@ -105,7 +139,8 @@ public final class CheckpointStore {
         let rank = communicator.rank, world = communicator.size
         let name = Self.name(step: content.step)
         let final = Files.join(directory, name), partial = final + ".partial"
-        if rank == 0 {
+        let leads = rank == leader
+        if leads {
             try Files.createDirectory(directory)
             try Files.remove(partial)
             try Files.createDirectory(partial)
@@ -140,6 +175,7 @@ public final class CheckpointStore {
         ])
         let gathered = try communicator.allGather(string: mine.serialized())
         var totals = (payload: 0, compressed: 0)
+        var manifestText = ""
         if rank == 0 {
             var shards: [JSONValue] = [], ranks: [JSONValue] = []
             var allOffsets = [Int](repeating: 0, count: content.tensors.count)
@@ -163,11 +199,13 @@ public final class CheckpointStore {
                 ("world_size", JSONValue(world)), ("created", .string(Console.timestamp())), ("config", content.config),
                 ("state", content.state), ("ranks", .array(ranks)), ("shards", .array(shards)), ("tensors", .array(index)),
             ])
-            try Files.writeAtomically(Files.join(partial, "manifest.json"), text: manifest.serialized(pretty: true) + "\n")
+            manifestText = manifest.serialized(pretty: true) + "\n"
         }
+        if isNodeLocal && world > 1 { manifestText = try communicator.broadcast(string: manifestText) }
+        if leads { try Files.writeAtomically(Files.join(partial, "manifest.json"), text: manifestText) }
         // Shards are durable on every rank before the directory becomes visible.
         try communicator.barrier()
-        if rank == 0 {
+        if leads {
             if Files.exists(final) { try Files.remove(final) }
             try Files.move(partial, to: final)
             Files.syncDirectory(directory)
@@ -199,13 +237,30 @@ public final class CheckpointStore {
 
     // MARK: Loading
 
-    /// Reads and verifies one checkpoint directory: manifest, shard sizes and checksums, tensor index.
-    public static func load(_ path: String) throws -> LoadedCheckpoint {
+    /// A checkpoint's manifest, checked for its structure.
+    struct Manifest {
+        var path: String
+        var json: JSONValue
+        var step: Int
+        var worldSize: Int
+        /// (file, bytes, xxh64, payload bytes) per rank's shard.
+        var shards: [(file: String, bytes: Int, checksum: String, payloadBytes: Int)]
+        var index: [JSONValue]
+        var file: String { Files.join(path, "manifest.json") }
+    }
+
+    static func readManifest(_ path: String) throws -> Manifest {
         let manifestPath = Files.join(path, "manifest.json")
         guard Files.isDirectory(path) else { throw CheckpointError(path, "no such checkpoint directory") }
         guard Files.exists(manifestPath) else { throw CheckpointError(path, "incomplete checkpoint (no manifest.json)") }
+        return try parseManifest(try Files.read(manifestPath), path: path)
+    }
+
+    /// Checks a manifest's text (of the checkpoint directory `path`).
+    static func parseManifest(_ bytes: [UInt8], path: String) throws -> Manifest {
+        let manifestPath = Files.join(path, "manifest.json")
         let manifest: JSONValue
-        do { manifest = try JSONValue.parse(try Files.read(manifestPath)) } catch { throw CheckpointError(manifestPath, "\(error)") }
+        do { manifest = try JSONValue.parse(bytes) } catch { throw CheckpointError(manifestPath, "\(error)") }
         guard manifest["format"]?.stringValue == formatName else { throw CheckpointError(manifestPath, "not a viscoin checkpoint manifest") }
         guard manifest["version"]?.intValue == Int64(formatVersion) else {
             let found = manifest["version"].map { $0.serialized() } ?? "none"
@@ -219,24 +274,36 @@ public final class CheckpointStore {
               let shards = manifest["shards"]?.arrayValue, shards.count == Int(world), let index = manifest["tensors"]?.arrayValue else {
             throw CheckpointError(manifestPath, "manifest lacks step, world_size, shards or tensors")
         }
-        var payloads: [[UInt8]] = []
+        var entries: [(file: String, bytes: Int, checksum: String, payloadBytes: Int)] = []
         for shard in shards {
             guard let file = shard["file"]?.stringValue, !file.contains("/"), let bytes = shard["bytes"]?.intValue,
                   let checksum = shard["xxh64"]?.stringValue, let payloadBytes = shard["payload_bytes"]?.intValue else {
                 throw CheckpointError(manifestPath, "invalid shard entry \(shard.serialized())")
             }
-            let shardPath = Files.join(path, file)
-            guard Files.exists(shardPath) else { throw CheckpointError(shardPath, "shard file is missing") }
-            let data = try Files.read(shardPath)
-            guard data.count == Int(bytes) else { throw CheckpointError(shardPath, "shard is \(data.count) bytes, the manifest says \(bytes) (truncated?)") }
-            guard XXH64.hex(XXH64.hash(data)) == checksum else { throw CheckpointError(shardPath, "shard checksum mismatch (the file is damaged)") }
-            let payload: [UInt8]
-            do { payload = try Zstd.decompress(data, source: shardPath) } catch { throw CheckpointError(shardPath, "\(error)") }
-            guard payload.count == Int(payloadBytes) else { throw CheckpointError(shardPath, "shard holds \(payload.count) bytes, expected \(payloadBytes)") }
-            payloads.append(payload)
+            entries.append((file, Int(bytes), checksum, Int(payloadBytes)))
         }
+        return Manifest(path: path, json: manifest, step: Int(step), worldSize: Int(world), shards: entries, index: index)
+    }
+
+    /// Reads, verifies and decompresses shard `i` of a checkpoint.
+    static func readShard(_ manifest: Manifest, _ i: Int) throws -> [UInt8] {
+        let shard = manifest.shards[i]
+        let shardPath = Files.join(manifest.path, shard.file)
+        guard Files.exists(shardPath) else { throw CheckpointError(shardPath, "shard file is missing") }
+        let data = try Files.read(shardPath)
+        guard data.count == shard.bytes else { throw CheckpointError(shardPath, "shard is \(data.count) bytes, the manifest says \(shard.bytes) (truncated?)") }
+        guard XXH64.hex(XXH64.hash(data)) == shard.checksum else { throw CheckpointError(shardPath, "shard checksum mismatch (the file is damaged)") }
+        let payload: [UInt8]
+        do { payload = try Zstd.decompress(data, source: shardPath) } catch { throw CheckpointError(shardPath, "\(error)") }
+        guard payload.count == shard.payloadBytes else { throw CheckpointError(shardPath, "shard holds \(payload.count) bytes, expected \(shard.payloadBytes)") }
+        return payload
+    }
+
+    /// The tensors of a checkpoint from its manifest and every shard's payload.
+    static func decode(_ manifest: Manifest, payloads: [[UInt8]]) throws -> LoadedCheckpoint {
+        let manifestPath = manifest.file
         var tensors: [String: Tensor] = [:]
-        for entry in index {
+        for entry in manifest.index {
             guard let name = entry["name"]?.stringValue, let dtype = entry["dtype"]?.stringValue,
                   let shapeValues = entry["shape"]?.arrayValue, let shard = entry["shard"]?.intValue, let offset = entry["offset"]?.intValue,
                   shard >= 0, shard < Int64(payloads.count), offset >= 0 else {
@@ -260,13 +327,20 @@ public final class CheckpointStore {
             }
             tensors[name] = tensor
         }
-        return LoadedCheckpoint(path: path, step: Int(step), worldSize: Int(world), manifest: manifest, tensors: tensors)
+        return LoadedCheckpoint(path: manifest.path, step: manifest.step, worldSize: manifest.worldSize, manifest: manifest.json, tensors: tensors)
+    }
+
+    /// Reads and verifies one checkpoint directory: manifest, shard sizes and checksums, tensor index.
+    public static func load(_ path: String) throws -> LoadedCheckpoint {
+        let manifest = try readManifest(path)
+        return try decode(manifest, payloads: try manifest.shards.indices.map { try readShard(manifest, $0) })
     }
 
     /// Resolves `latest` or a directory, verifies it, and loads it on every rank. With `latest`,
     /// a damaged newest checkpoint is reported and the previous complete one is used. Rank 0
     /// chooses; the others load the same directory.
     public func resume(_ spec: String, communicator: any Communicator, log: (String) -> Void) throws -> LoadedCheckpoint? {
+        if isNodeLocal && communicator.size > 1 { return try resumeNodeLocal(spec, communicator: communicator, log: log) }
         var chosen = ""
         var failure = ""
         if communicator.rank == 0 {
@@ -304,5 +378,79 @@ public final class CheckpointStore {
         if parts[0] == "error" { throw CheckpointError(spec, parts.count > 1 ? parts[1] : "cannot resume") }
         guard parts.count > 1, !parts[1].isEmpty else { return nil }
         return try Self.load(parts[1])
+    }
+
+    /// Resume from node-local folders: candidates are every host's complete checkpoints, newest
+    /// first; each host's leader verifies the shards it holds; the first candidate whose shards
+    /// are all on some host of this job is loaded, each shard read by the lowest rank holding it
+    /// and broadcast to the others.
+    func resumeNodeLocal(_ spec: String, communicator: any Communicator, log: (String) -> Void) throws -> LoadedCheckpoint? {
+        let rank = communicator.rank
+        var candidates: [String]
+        if spec == "latest" {
+            let mine = rank == leader ? completeCheckpoints().map { Files.lastComponent(of: $0) } : []
+            let all = try communicator.allGather(string: mine.joined(separator: "\n"))
+            candidates = Set(all.flatMap { $0.split(separator: "\n").map(String.init) }).sorted(by: >).map { Files.join(directory, $0) }
+            if candidates.isEmpty {
+                log("resume: no checkpoint in \(directory) on any host yet; starting from the beginning")
+                return nil
+            }
+        } else {
+            candidates = [spec]
+        }
+        for candidate in candidates {
+            var held: [Int: [UInt8]] = [:]
+            var manifest: Manifest? = nil
+            var problem = ""
+            if rank == leader {
+                do {
+                    let m = try Self.readManifest(candidate)
+                    manifest = m
+                    for i in m.shards.indices where Files.exists(Files.join(candidate, m.shards[i].file)) {
+                        do { held[i] = try Self.readShard(m, i) } catch { problem = "\(error)" }
+                    }
+                } catch let error as CheckpointError where Files.isDirectory(candidate) {
+                    problem = "\(error)"
+                } catch {}
+            }
+            let report = "\(manifest?.worldSize ?? 0)|" + held.keys.sorted().map(String.init).joined(separator: ",") + "|" + problem
+            let reports = try communicator.allGather(string: report).map { $0.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false).map(String.init) }
+            // Rank 0 decides for everyone: which rank provides the manifest and each shard.
+            var decision = ""
+            if rank == 0 {
+                let world = reports.compactMap { Int($0[0]) }.max() ?? 0
+                var owners = [Int](repeating: -1, count: world)
+                for (r, fields) in reports.enumerated() {
+                    for i in fields[1].split(separator: ",").compactMap({ Int($0) }) where i < world && owners[i] < 0 { owners[i] = r }
+                }
+                let problems = reports.map { $0.count > 2 ? $0[2] : "" }.filter { !$0.isEmpty }
+                if world > 0, owners.allSatisfy({ $0 >= 0 }), let provider = reports.firstIndex(where: { Int($0[0]) == world }) {
+                    decision = "ok\n\(provider)\n" + owners.map(String.init).joined(separator: ",")
+                } else {
+                    let missing = owners.enumerated().filter { $0.element < 0 }.map { String($0.offset) }
+                    var why = world == 0 ? "found on no host" : "shard(s) \(missing.joined(separator: ", ")) of \(world) are on no host of this job"
+                    if let first = problems.first { why += " (\(first))" }
+                    why += "; node-local checkpoints resume where their shards are: start the job on the same hosts"
+                    decision = (spec == "latest" ? "skip\n" : "error\n") + why
+                }
+            }
+            let parts = try communicator.broadcast(string: decision).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            switch parts[0] {
+            case "error": throw CheckpointError(candidate, parts.dropFirst().joined(separator: "\n"))
+            case "skip":
+                log("resume: checkpoint \(candidate) cannot be used (\(parts.dropFirst().joined(separator: " "))); trying the previous one")
+                continue
+            default: break
+            }
+            let provider = Int(parts[1])!, owners = parts[2].split(separator: ",").map { Int($0)! }
+            let text = try communicator.broadcast(bytes: rank == provider ? (try Files.read(manifest!.file)) : [], root: provider)
+            let agreed = try Self.parseManifest(text, path: candidate)
+            var payloads: [[UInt8]] = []
+            for (i, owner) in owners.enumerated() {
+                payloads.append(try communicator.broadcast(bytes: rank == owner ? held[i]! : [], root: owner))
+            }
+            return try Self.decode(agreed, payloads: payloads)
+        }
+        throw CheckpointError(directory, "no usable checkpoint on the hosts of this job: every candidate is incomplete or damaged")
     }
 }

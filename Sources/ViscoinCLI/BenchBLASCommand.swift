@@ -16,10 +16,13 @@ struct BenchBLASCommand: ParsableCommand {
     @Option(name: .long, help: "Floats per all-reduce measurement.")
     var allreduceFloats = 10_000_000
 
+    @Flag(name: .long, help: "Measure only the all-reduce (skip sgemm).")
+    var allreduceOnly = false
+
     func run() throws {
         let repeats = bench.repeats
         let json = bench.json
-        let allreduceFloats = allreduceFloats
+        let allreduceFloats = allreduceFloats, allreduceOnly = allreduceOnly
         try Runtime.run(threads: runtime.threads) { comm, threads in
             let report = BenchReport(title: "bench blas", communicator: comm, threads: threads)
             // (name, m, n, k): C[m x n] = A[m x k] B[k x n]; ResNet-50 shapes at 224, batch 1 per GEMM.
@@ -32,7 +35,7 @@ struct BenchBLASCommand: ParsableCommand {
                 ("sgemm resnet layer4 3x3 (512x49x4608)", 512, 49, 4608),
                 ("sgemm resnet layer4 3x3 batch8 (512x392x4608)", 512, 392, 4608),
             ]
-            for (name, m, n, k) in shapes {
+            for (name, m, n, k) in shapes where !allreduceOnly {
                 let a = (0..<(m * k)).map { Float(($0 * 7919) % 1000) / 1000 - 0.5 }
                 let b = (0..<(k * n)).map { Float(($0 * 104_729) % 997) / 997 - 0.5 }
                 var c = [Float](repeating: 0, count: m * n)
@@ -58,6 +61,9 @@ struct BenchBLASCommand: ParsableCommand {
             }
 
             if comm.size > 1 {
+                // Across how many hosts the ranks are (TCP between hosts, shared memory within one).
+                let hosts = Set(try comm.allGather(string: comm.hostName)).count
+                let across = hosts > 1 ? "across \(hosts) hosts" : "on 1 host"
                 for floats in [allreduceFloats, 262_144] {
                     var buffer = [Float](repeating: 1, count: floats)
                     try comm.barrier()
@@ -66,8 +72,8 @@ struct BenchBLASCommand: ParsableCommand {
                     }
                     let slowest = try comm.allReduceMax(seconds)
                     let bytes = Double(floats * 4)
-                    report.add("allreduce \(floats) floats (\(Console.bytes(floats * 4)))", bytes / slowest / 1e9, "GB/s",
-                               [("ms", .double(slowest * 1000))])
+                    report.add("allreduce \(floats) floats (\(Console.bytes(floats * 4))) \(comm.size) ranks \(across)", bytes / slowest / 1e9, "GB/s",
+                               [("ms", .double(slowest * 1000)), ("hosts", JSONValue(hosts)), ("ranks", JSONValue(comm.size))])
                 }
             } else {
                 report.add("allreduce", 0, "GB/s", [("note", .string("world size 1: no communication"))])

@@ -12,7 +12,7 @@ import Glibc
 
 /// Options every distributed command accepts.
 struct RuntimeOptions: ParsableArguments {
-    @Option(name: .long, help: "Compute threads per rank (BLAS and our kernels). Default: VISCOIN_THREADS, else cores / ranks on this host.")
+    @Option(name: .long, help: "Compute threads per rank (BLAS and our kernels). Default: VISCOIN_THREADS, else SLURM_CPUS_PER_TASK under srun, else cores / ranks on this host.")
     var threads: Int?
 
     func validate() throws {
@@ -21,21 +21,12 @@ struct RuntimeOptions: ParsableArguments {
 }
 
 enum Runtime {
-    /// Threads per rank: explicit value, VISCOIN_THREADS, or the cores of this host divided by
-    /// the ranks placed on it.
-    static func resolveThreads(_ requested: Int?, localRanks: Int) -> Int {
+    /// Threads per rank: explicit value, VISCOIN_THREADS, or what the launcher gives this rank
+    /// (SLURM's CPUs per task; else the cores of this host divided by the ranks placed on it).
+    static func resolveThreads(_ requested: Int?) -> Int {
         if let requested, requested > 0 { return requested }
         if let text = environment("VISCOIN_THREADS"), let value = Int(text), value > 0 { return value }
-        let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
-        return max(1, cores / max(1, localRanks))
-    }
-
-    /// Ranks on this host according to the launcher (1 without one).
-    static var localRanks: Int {
-        for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
-            if let text = environment(name), let value = Int(text), value > 0 { return value }
-        }
-        return 1
+        return Launcher.defaultThreads
     }
 
     /// Runs `body` with a communicator. Errors are printed with the rank and end every rank of
@@ -48,10 +39,15 @@ enum Runtime {
             Console.error("error: cannot start MPI: \(error)")
             throw ExitCode(2)
         }
-        let threadCount = resolveThreads(threads, localRanks: localRanks)
+        let threadCount = resolveThreads(threads)
         Parallel.setThreadCount(threadCount)
         do {
             try body(communicator, threadCount)
+        } catch let stop as GracefulStop {
+            // Every rank stops at the same step: no abort needed.
+            if communicator.isRoot { Console.error(stop.message) }
+            try? communicator.finalize()
+            throw ExitCode(stop.status)
         } catch let exit as ExitCode {
             if communicator.size > 1 && exit != .success { communicator.abort(code: exit.rawValue) }
             throw exit

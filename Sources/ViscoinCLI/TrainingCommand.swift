@@ -16,6 +16,9 @@ struct RunOptions<Config: TrainingConfiguration>: ParsableArguments {
     @Flag(help: "Start over in a run folder that already has checkpoints (removes them).") var force = false
     @Option(help: "Also checkpoint every N steps (0: only where the job does, e.g. at epoch ends).") var checkpointEvery = Config().checkpointEvery
     @Option(help: "Checkpoints kept.") var keep = Config().keep
+    @Option(help: "Checkpoint folder (default RUN/checkpoints).") var checkpointDir: String?
+    @Flag(help: "The checkpoint folder is on each host's own disk: each host keeps its ranks' shards and a copy of the manifest; resume on the same hosts.")
+    var nodeLocalCheckpoints = false
     @Option(help: "Progress line and metrics entry every N steps (0: only where the job logs).") var logEvery = Config().logEvery
     @Option(help: "Stop after N steps in total (the run can be continued with --resume).") var maxSteps: Int?
     @Flag(help: "Print the resolved configuration and exit.") var dryRun = false

@@ -33,13 +33,7 @@ public final class BufferPool: @unchecked Sendable {
     static func defaultLimit() -> Int {
         if let text = getenv("VISCOIN_POOL_MB"), let mb = Int(String(cString: text)), mb >= 0 { return mb << 20 }
         let physical = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
-        var ranks = 1
-        for name in ["OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"] {
-            if let text = getenv(name), let n = Int(String(cString: text)), n > 0 {
-                ranks = n
-                break
-            }
-        }
+        let ranks = Launcher.localRanks
         return Swift.max(1 << 30, physical / 2 / ranks)
     }
 

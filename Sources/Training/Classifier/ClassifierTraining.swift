@@ -51,6 +51,8 @@ public struct ClassifierTrainingConfig: TrainingConfiguration, Equatable {
     public var cache = false
     public var checkpointEvery = 0
     public var keep = 3
+    public var checkpointDir: String? = nil
+    public var nodeLocalCheckpoints = false
     public var resume: String? = nil
     public var logEvery = 10
     public var maxSteps: Int? = nil

@@ -39,6 +39,10 @@ public protocol TrainingConfiguration: Codable, Sendable {
     var checkpointEvery: Int { get }
     /// Checkpoints kept.
     var keep: Int { get }
+    /// Checkpoint folder (default RUN/checkpoints).
+    var checkpointDir: String? { get }
+    /// The checkpoint folder is on each host's own disk (see CheckpointStore).
+    var nodeLocalCheckpoints: Bool { get }
     /// Progress line and metrics entry every N steps (0: only where the job asks).
     var logEvery: Int { get }
     /// Stop after this many optimizer steps in total.
@@ -83,6 +87,7 @@ extension TrainingConfiguration {
     public func validateRunOptions() throws {
         guard !run.isEmpty else { throw ConfigurationError("--run: a run folder is required") }
         guard checkpointEvery >= 0 else { throw ConfigurationError("--checkpoint-every must be 0 (epoch ends only) or positive, got \(checkpointEvery)") }
+        if let checkpointDir, checkpointDir.isEmpty { throw ConfigurationError("--checkpoint-dir must not be empty") }
         guard keep >= 1 else { throw ConfigurationError("--keep must be at least 1, got \(keep)") }
         guard logEvery >= 0 else { throw ConfigurationError("--log-every must be 0 or positive, got \(logEvery)") }
         if let maxSteps, maxSteps < 1 { throw ConfigurationError("--max-steps must be at least 1, got \(maxSteps)") }

@@ -160,7 +160,8 @@ public final class TrainingEngine<Job: TrainingJob> {
         try config.validate(worldSize: communicator.size)
         let run = TrainingRun(communicator: communicator, folder: config.run, log: log)
         let job = try makeJob(config, run)
-        let store = CheckpointStore(directory: run.path("checkpoints"), keep: config.keep)
+        let store = CheckpointStore(directory: config.checkpointDir ?? run.path("checkpoints"), keep: config.keep)
+        if config.nodeLocalCheckpoints { try store.useNodeLocalStorage(communicator: communicator) }
         try prepareFolder(config, store: store, run: run)
         if let spec = config.resume, let loaded = try store.resume(spec, communicator: communicator, log: run.say) {
             try restore(job, from: loaded, run: run)
@@ -171,6 +172,7 @@ public final class TrainingEngine<Job: TrainingJob> {
             try Files.writeAtomically(run.path("config.json"), text: config.json.serialized(pretty: true) + "\n")
         }
         run.lastStep = min(job.totalSteps, config.maxSteps ?? Int.max)
+        StopSignals.install()
         try job.start(run)
         try train(job, store: store, run: run)
         let trainingSeconds = run.elapsed
@@ -184,17 +186,21 @@ public final class TrainingEngine<Job: TrainingJob> {
         return TrainingOutcome(steps: run.step, report: report)
     }
 
-    /// Creates the run folder; a folder with checkpoints is only reused by --resume or --force.
+    /// Creates the run folder; checkpoints of an earlier run (in any host's folder when they are
+    /// node-local) are only reused by --resume or removed by --force.
     func prepareFolder(_ config: Job.Configuration, store: CheckpointStore, run: TrainingRun) throws {
-        if run.isRoot {
-            if config.resume == nil && !store.completeCheckpoints().isEmpty {
-                guard config.force else {
-                    throw TrainingError("\(config.run) already has checkpoints: continue with --resume latest, start over with --force, or choose another --run")
-                }
-                try Files.remove(store.directory)
+        let leads = run.rank == store.leader
+        var found = leads && config.resume == nil && !store.completeCheckpoints().isEmpty
+        if store.isNodeLocal && run.worldSize > 1 { found = try communicator.allReduceSum(found ? 1 : 0) > 0 }
+        if found && !config.force {
+            if run.isRoot {
+                let place = config.checkpointDir.map { "\($0) (--checkpoint-dir)" } ?? config.run
+                throw TrainingError("\(place) already has checkpoints: continue with --resume latest, start over with --force, or choose another --run")
             }
-            try Files.createDirectory(config.run)
+            try communicator.barrier()  // rank 0's error ends the job
         }
+        if found && leads { try Files.remove(store.directory) }
+        if run.isRoot { try Files.createDirectory(config.run) }
         try communicator.barrier()
     }
 
@@ -219,6 +225,8 @@ public final class TrainingEngine<Job: TrainingJob> {
             var events = try job.afterPhases(run)
             if config.logEvery > 0 && (run.step % config.logEvery == 0 || run.step == run.lastStep) { events.insert(.log) }
             if config.checkpointEvery > 0 && run.step % config.checkpointEvery == 0 { events.insert(.checkpoint) }
+            let stopSignal = try agreedStopSignal(run)
+            if stopSignal != 0 { events.formUnion([.log, .checkpoint, .stop]) }
             if events.contains(.log) {
                 try logProgress(job, run: run, images: window.images, seconds: Console.now() - window.start)
                 window = (0, Console.now())
@@ -228,10 +236,22 @@ public final class TrainingEngine<Job: TrainingJob> {
                 try checkpoint(job, store: store, run: run)
                 lastCheckpoint = run.step
             }
+            if stopSignal != 0 {
+                throw GracefulStop(status: StopSignals.exitStatus, message:
+                    "stopped by \(StopSignals.name(stopSignal)) after step \(run.step) of \(run.lastStep): checkpoint \(store.directory)/\(CheckpointStore.name(step: run.step)) written; "
+                    + "continue with --resume latest (exit status \(StopSignals.exitStatus))")
+            }
             if events.contains(.stop) { break }
         }
         // Stopped between checkpoints (--max-steps): keep the position so the run can continue.
         if lastCheckpoint != run.step { try checkpoint(job, store: store, run: run) }
+    }
+
+    /// The stop signal any rank received (0 if none), agreed by all ranks so that they stop at
+    /// the same step: one 8-byte all-reduce per step.
+    func agreedStopSignal(_ run: TrainingRun) throws -> Int32 {
+        let mine = Double(StopSignals.pending)
+        return Int32(run.worldSize > 1 ? try communicator.allReduceMax(mine) : mine)
     }
 
     func logProgress(_ job: Job, run: TrainingRun, images: Int, seconds: Double) throws {

@@ -88,6 +88,8 @@ public struct GANTrainingConfig: TrainingConfiguration, Equatable {
     public var cache = false
     public var checkpointEvery = 0
     public var keep = 3
+    public var checkpointDir: String? = nil
+    public var nodeLocalCheckpoints = false
     public var resume: String? = nil
     /// Ticks drive the progress line; N > 0 also logs every N steps.
     public var logEvery = 0

@@ -55,6 +55,8 @@ public struct VisCoINTrainingConfig: TrainingConfiguration, Equatable {
     public var cache = false
     public var checkpointEvery = 0
     public var keep = 3
+    public var checkpointDir: String? = nil
+    public var nodeLocalCheckpoints = false
     public var resume: String? = nil
     public var logEvery = 50
     public var maxSteps: Int? = nil
