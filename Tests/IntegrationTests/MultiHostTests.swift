@@ -1,6 +1,6 @@
 // Multi-host operation on a simulated cluster (cluster/sim: three network namespaces on this
 // machine joined by a bridge, ranks on different hosts talking TCP): a 3-host run equals 3
-// ranks on one host and resumes bitwise, node-local checkpoints resume on the same hosts, and
+// ranks on one host and resumes bitwise, so do the GAN and VisCoIN trainers on 2 hosts, node-local checkpoints resume on the same hosts, and
 // a killed remote rank, a killed remote daemon or a cut link end the job within seconds, after
 // which launch/run --auto-resume finishes it on the hosts still up; a short outage is survived.
 // Skipped, with the reason printed, where network namespaces cannot be created (not root).
@@ -123,6 +123,34 @@ struct MultiHostTests {
             let after = Int(runShell(counter).output.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
             #expect(r.status == 0 && r.output.contains("3 ranks across 3 hosts") && r.output.contains("GB/s"), "\(r.output)")
             #expect(before >= 0 && after - before > 3 * 40_000_000, "host 2 received \(after - before) bytes on eth0 during 3 all-reduces of 40 MB")
+        }
+    }
+
+    @Test func ganAndVisCoINTrainersOnTwoHostsEqualTwoRanksOnOneHost() throws {
+        try requireData()
+        let d = Self.dir, data = Self.prepared.path
+        let classifier = runShell(".build/release/viscoin train-classifier --data \(data) --run \(d)/f --arch tiny --lr 2e-3 --epochs 2 "
+                                  + "--batch-size 32 --augment flip --log-every 100", timeout: 300)
+        try #require(classifier.status == 0, "\(classifier.output)")
+        try SimulatedCluster.with(hosts: 2) {
+            let gan = "train-gan --data \(data) --cfg tiny --batch 8 --batch-gpu 4 --kimg 0.1 --kimg-per-tick 0.05 --snap 1 --grid-size 4 --metrics none"
+            var r = runShell("launch/run -n 2 -- \(gan) --run \(d)/gan-one-host", timeout: 600)
+            #expect(r.status == 0, "\(r.output)")
+            r = runShell(SimulatedCluster.run(2, "", "\(gan) --run \(d)/gan-two-hosts"), timeout: 600)
+            #expect(r.status == 0, "\(r.output)")
+            let ganHashes = hashes("\(d)/gan-one-host/checkpoints")
+            #expect(ganHashes.contains("G_ema:") && ganHashes.contains("D_opt:"), "\(ganHashes)")
+            #expect(hashes("\(d)/gan-two-hosts/checkpoints") == ganHashes)
+
+            let viscoin = "train-viscoin --classifier \(d)/f/classifier.safetensors --generator \(d)/gan-one-host/G_ema.safetensors --data \(data) "
+                + "--concepts 8 --latent-channels 16 --batch-size 8 --augment flip --test-every 1000 --iterations 3 --log-every 1"
+            r = runShell("launch/run -n 2 -- \(viscoin) --run \(d)/viscoin-one-host", timeout: 600)
+            #expect(r.status == 0, "\(r.output)")
+            r = runShell(SimulatedCluster.run(2, "", "\(viscoin) --run \(d)/viscoin-two-hosts"), timeout: 600)
+            #expect(r.status == 0, "\(r.output)")
+            let viscoinHashes = hashes("\(d)/viscoin-one-host/checkpoints")
+            #expect(viscoinHashes.contains("concept_extractor:") && viscoinHashes.contains("gan_optimizer:"), "\(viscoinHashes)")
+            #expect(hashes("\(d)/viscoin-two-hosts/checkpoints") == viscoinHashes)
         }
     }
 
