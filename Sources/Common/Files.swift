@@ -34,6 +34,13 @@ public enum Files {
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
+    /// The size of a regular file, or nil when `path` is missing or not a regular file.
+    public static func regularFileSize(_ path: String) -> Int? {
+        var st = stat()
+        guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int(st.st_size)
+    }
+
     public static func fileSize(_ path: String) throws -> Int {
         var st = stat()
         guard stat(path, &st) == 0 else { throw FileError.errno(path, "stat") }

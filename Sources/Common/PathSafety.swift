@@ -67,4 +67,28 @@ public enum PathSafety {
             }
         }
     }
+
+    /// Throws unless `path` (named by `flag`) can be created or written: it is missing with a
+    /// writable folder as its nearest existing ancestor, or it is itself writable. Checked at
+    /// start, so a long job does not fail at its end for want of a place to write.
+    public static func checkWritable(_ path: String, flag: String) throws {
+        var probe = canonical(path)
+        while !probe.isEmpty {
+            var st = stat()
+            if stat(probe, &st) == 0 {
+                let isDirectory = (st.st_mode & S_IFMT) == S_IFDIR
+                if probe != canonical(path) && !isDirectory {
+                    throw PathSafetyError("\(flag) \(path): \(probe) is not a folder, so nothing can be created below it")
+                }
+                if access(probe, W_OK) != 0 {
+                    let reason = String(cString: strerror(errno))
+                    throw PathSafetyError("\(flag) \(path): \(probe) is not writable (\(reason))")
+                }
+                return
+            }
+            if probe == "/" { return }
+            let slash = probe.lastIndex(of: "/")!
+            probe = slash == probe.startIndex ? "/" : String(probe[..<slash])
+        }
+    }
 }

@@ -31,6 +31,11 @@ public enum StopSignals {
     /// The signal received since `install` (0 when none).
     public static var pending: Int32 { pendingStopSignal.load(ordering: .relaxed) }
 
+    /// Gives the handled signals their default action again (after a phase that handles them).
+    public static func restoreDefaults() {
+        for number in handled { signal(number, SIG_DFL) }
+    }
+
     /// Forgets a received signal and restores the recording handlers (tests).
     public static func reset() {
         pendingStopSignal.store(0, ordering: .relaxed)

@@ -145,6 +145,10 @@ public enum Preparation {
                 throw DatasetError(options.output, "exists and is not a prepared dataset (no valid dataset.json); --force only replaces a folder prepare wrote")
             }
         }
+        // From here on, Ctrl-C or SIGTERM stop the work between images; the partial output is
+        // then removed by rank 0.
+        StopSignals.install()
+        defer { StopSignals.restoreDefaults() }
         if rank == 0 {
             try Files.remove(partial)
             try Files.createDirectory(partial)
@@ -164,6 +168,7 @@ public enum Preparation {
         failures.withUnsafeMutableBufferPointer { failed in
             Parallel.run(mine.count) { k in
                 let i = mine[k], item = plan.items[i]
+                if StopSignals.pending != 0 || lock.withLock({ writeError != nil }) { return }
                 do {
                     let image = try render(item, size: options.size, minimumSourceSize: options.minimumSourceSize)
                     let png = try ImageCodec.encodePNG(image)
@@ -184,7 +189,21 @@ public enum Preparation {
                 }
             }
         }
-        if let writeError { throw writeError }
+        let stopSignal = Int32(world > 1 ? try communicator.allReduceMax(Double(StopSignals.pending)) : Double(StopSignals.pending))
+        if stopSignal != 0 {
+            try communicator.barrier()
+            if rank == 0 { try? Files.remove(partial) }
+            throw GracefulStop(status: 128 + stopSignal, message: "prepare: stopped by \(StopSignals.name(stopSignal)): nothing was written to \(options.output) "
+                               + "(the partial output was removed); run the command again to prepare it")
+        }
+        // A write failure (a full disk) on any rank: the partial output goes, nothing is kept.
+        let failedHere: Double = writeError != nil ? 1 : 0
+        if (world > 1 ? try communicator.allReduceMax(failedHere) : failedHere) > 0 {
+            try communicator.barrier()
+            if rank == 0 { try? Files.remove(partial) }
+            if let writeError { throw DatasetError(options.output, "writing failed (\(writeError)); the partial output was removed") }
+            throw DatasetError(options.output, "another rank failed to write its images; the partial output was removed")
+        }
         sync()
 
         // Every rank learns every failure.

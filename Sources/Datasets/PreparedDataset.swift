@@ -202,6 +202,25 @@ public final class PreparedDataset: @unchecked Sendable {
         guard Files.exists(path) else { throw DatasetError(path, "missing; the folder is not a prepared dataset (see `viscoin prepare --help`)") }
         self.root = root
         self.index = try DatasetIndex.parse(try Files.read(path), path: path)
+        try checkImageFiles()
+    }
+
+    /// Every image the index lists is a non-empty regular file: found now, not mid-epoch.
+    func checkImageFiles() throws {
+        var missing: [String] = [], empty: [String] = []
+        for item in index.items {
+            switch Files.regularFileSize(Files.join(root, item.file)) {
+            case nil: missing.append(item.file)
+            case 0?: empty.append(item.file)
+            default: break
+            }
+        }
+        if !missing.isEmpty {
+            throw DatasetError(Files.join(root, missing[0]), "missing or not a regular file (\(missing.count) of the \(index.items.count) images dataset.json lists)")
+        }
+        if !empty.isEmpty {
+            throw DatasetError(Files.join(root, empty[0]), "is empty (\(empty.count) of the \(index.items.count) images dataset.json lists)")
+        }
     }
 
     public func path(of item: Int) -> String { Files.join(root, index.items[item].file) }

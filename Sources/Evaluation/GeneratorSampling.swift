@@ -64,7 +64,9 @@ public enum GeneratorSampling {
             guard info.shape.count == 3, info.shape[0] > 0, info.shape[1] == g.synthesis.numWs, info.shape[2] == g.config.wDim else {
                 throw SamplingError(message: "\(path): ws must be [N >= 1, \(g.synthesis.numWs), \(g.config.wDim)], found \(info.shape)")
             }
-            return .ws(Tensor(try file.floats("ws"), shape: info.shape))
+            let ws = Tensor(try file.floats("ws"), shape: info.shape)
+            guard ws.toArray().allSatisfy(\.isFinite) else { throw SamplingError(message: "\(path): ws holds NaN or infinite values") }
+            return .ws(ws)
         }
         guard file.contains("z") else { throw SamplingError(message: "\(path): no tensor named \"z\" or \"ws\"") }
         let info = try file.info("z")
@@ -98,6 +100,15 @@ public enum GeneratorSampling {
                 }
             }
             let values = images.toArray()
+            if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                let image = part[bad / (perImage - 1)]
+                let which: String
+                switch latents {
+                case .seeds(let seeds): which = "seed \(seeds[image])"
+                default: which = "latent \(image)"
+                }
+                throw SamplingError(message: "the generator's output for \(which) holds NaN or infinite values: the network diverged or its weights are damaged")
+            }
             for (k, index) in part.enumerated() {
                 mine.append(Float(index))
                 mine += values[(k * (perImage - 1))..<((k + 1) * (perImage - 1))]

@@ -18,13 +18,24 @@ public struct StateEntry {
 /// Errors of state-dict loading (all problems of one load are listed together).
 public struct StateDictError: Error, CustomStringConvertible, Sendable {
     public var source: String
+    public init(source: String, nonFinite: [(key: String, count: Int, first: Int)] = []) {
+        self.source = source
+        self.nonFinite = nonFinite
+    }
     public var missing: [String] = []
     public var unexpected: [String] = []
     public var wrongShape: [(key: String, expected: [Int], found: [Int])] = []
+    /// Tensors holding NaN or infinite values: how many, and the first index.
+    public var nonFinite: [(key: String, count: Int, first: Int)] = []
 
     public var isEmpty: Bool { missing.isEmpty && unexpected.isEmpty && wrongShape.isEmpty }
 
     public var description: String {
+        if isEmpty && !nonFinite.isEmpty {
+            let list = nonFinite.prefix(5).map { "\($0.key) holds \($0.count) NaN or infinite value(s) (the first at index \($0.first))" }
+            let more = nonFinite.count > 5 ? " and \(nonFinite.count - 5) more tensor(s)" : ""
+            return "\(source): \(list.joined(separator: "; "))\(more): the weights are damaged or come from a run that diverged"
+        }
         var lines = ["\(source): the weights do not match the model"]
         if !missing.isEmpty { lines.append("  missing keys (\(missing.count)): " + missing.joined(separator: ", ")) }
         if !unexpected.isEmpty { lines.append("  unexpected keys (\(unexpected.count)): " + unexpected.joined(separator: ", ")) }
@@ -140,6 +151,18 @@ open class Module {
         error.unexpected = source.keys.filter { !known.contains($0) }.sorted()
         if strict && !error.isEmpty { throw error }
         let bad = Set(error.wrongShape.map(\.key))
+        // NaN or infinite weights are refused in every mode: training or sampling with them only
+        // produces NaN later, far from the cause.
+        for e in entries where !bad.contains(e.key) {
+            guard let value = source[e.key] else { continue }
+            var count = 0, first = -1
+            for i in 0..<value.count where !value.data[i].isFinite {
+                if first < 0 { first = i }
+                count += 1
+            }
+            if count > 0 { error.nonFinite.append((e.key, count, first)) }
+        }
+        if !error.nonFinite.isEmpty { throw StateDictError(source: sourceName, nonFinite: error.nonFinite) }
         for e in entries where !bad.contains(e.key) {
             guard let value = source[e.key] else { continue }
             e.tensor.assign(value)

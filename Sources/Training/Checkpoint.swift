@@ -217,15 +217,26 @@ public final class CheckpointStore {
         return final
     }
 
-    /// Removes complete checkpoints beyond `keep` (oldest first) and stale partial directories.
+    /// Removes complete checkpoints beyond `keep` (oldest first), stale partial directories and
+    /// step directories without a manifest (what an interrupted removal leaves). A checkpoint is
+    /// renamed to `.partial` before it is deleted, so an interruption never leaves a directory
+    /// that looks like a checkpoint but is not one.
     func prune(except current: String) throws {
         let names = (try? Files.list(directory)) ?? []
-        for partial in names where partial.hasSuffix(".partial") && partial != current + ".partial" {
-            try? Files.remove(Files.join(directory, partial))
+        for name in names where name.hasPrefix("step-") && name != current {
+            let path = Files.join(directory, name)
+            if name.hasSuffix(".partial") ? name != current + ".partial" : !Files.exists(Files.join(path, "manifest.json")) {
+                try? Files.remove(path)
+            }
         }
         let complete = completeCheckpoints()
         if complete.count > keep {
-            for old in complete.suffix(from: keep) where Files.lastComponent(of: old) != current { try Files.remove(old) }
+            for old in complete.suffix(from: keep) where Files.lastComponent(of: old) != current {
+                let doomed = old + ".partial"
+                try? Files.remove(doomed)
+                try Files.move(old, to: doomed)
+                try Files.remove(doomed)
+            }
         }
     }
 
@@ -274,10 +285,11 @@ public final class CheckpointStore {
               let shards = manifest["shards"]?.arrayValue, shards.count == Int(world), let index = manifest["tensors"]?.arrayValue else {
             throw CheckpointError(manifestPath, "manifest lacks step, world_size, shards or tensors")
         }
+        guard step >= 0, world <= 1 << 20 else { throw CheckpointError(manifestPath, "step \(step) or world_size \(world) is out of range") }
         var entries: [(file: String, bytes: Int, checksum: String, payloadBytes: Int)] = []
         for shard in shards {
-            guard let file = shard["file"]?.stringValue, !file.contains("/"), let bytes = shard["bytes"]?.intValue,
-                  let checksum = shard["xxh64"]?.stringValue, let payloadBytes = shard["payload_bytes"]?.intValue else {
+            guard let file = shard["file"]?.stringValue, !file.contains("/"), file != "..", let bytes = shard["bytes"]?.intValue, bytes >= 0,
+                  let checksum = shard["xxh64"]?.stringValue, let payloadBytes = shard["payload_bytes"]?.intValue, payloadBytes >= 0, payloadBytes < 1 << 40 else {
                 throw CheckpointError(manifestPath, "invalid shard entry \(shard.serialized())")
             }
             entries.append((file, Int(bytes), checksum, Int(payloadBytes)))
@@ -311,10 +323,19 @@ public final class CheckpointStore {
             }
             let shape = shapeValues.compactMap { $0.intValue.map(Int.init) }
             guard shape.count == shapeValues.count, shape.allSatisfy({ $0 >= 0 }) else { throw CheckpointError(manifestPath, "invalid shape of \(name)") }
-            let count = shape.reduce(1, *), width = dtype == "I64" ? 8 : 4
+            let width = dtype == "I64" ? 8 : 4
             guard dtype == "I64" || dtype == "F32" else { throw CheckpointError(manifestPath, "unsupported dtype \(dtype) of \(name)") }
             let payload = payloads[Int(shard)]
-            guard Int(offset) + count * width <= payload.count else { throw CheckpointError(manifestPath, "tensor \(name) lies outside its shard") }
+            // Sizes from the manifest are checked without overflow before any is used.
+            var count = 1
+            for d in shape {
+                let (product, overflow) = count.multipliedReportingOverflow(by: d)
+                guard !overflow, product <= payload.count else { throw CheckpointError(manifestPath, "tensor \(name) lies outside its shard") }
+                count = product
+            }
+            guard Int(offset) <= payload.count, count * width <= payload.count - Int(offset) else {
+                throw CheckpointError(manifestPath, "tensor \(name) lies outside its shard")
+            }
             let tensor = Tensor(uninitializedShape: shape)
             payload.withUnsafeBytes { raw in
                 for k in 0..<count {
@@ -375,7 +396,7 @@ public final class CheckpointStore {
         }
         let decision = try communicator.broadcast(string: failure.isEmpty ? "ok\n" + chosen : "error\n" + failure)
         let parts = decision.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        if parts[0] == "error" { throw CheckpointError(spec, parts.count > 1 ? parts[1] : "cannot resume") }
+        if parts[0] == "error" { throw TrainingError(parts.count > 1 ? parts[1] : "\(spec): cannot resume") }
         guard parts.count > 1, !parts[1].isEmpty else { return nil }
         return try Self.load(parts[1])
     }

@@ -19,6 +19,10 @@ struct BenchBLASCommand: ParsableCommand {
     @Flag(name: .long, help: "Measure only the all-reduce (skip sgemm).")
     var allreduceOnly = false
 
+    func validate() throws {
+        guard (1...(1 << 28)).contains(allreduceFloats) else { throw ValidationError("--allreduce-floats must be between 1 and 268435456 (got \(allreduceFloats))") }
+    }
+
     func run() throws {
         let repeats = bench.repeats
         let json = bench.json

@@ -21,6 +21,10 @@ struct BenchOptions: ParsableArguments {
 
     @Option(name: .long, help: "Timed repetitions per measurement (the median is reported).")
     var repeats = 5
+
+    func validate() throws {
+        guard (1...10_000).contains(repeats) else { throw ValidationError("--repeats must be between 1 and 10000 (got \(repeats))") }
+    }
 }
 
 /// One benchmark figure.

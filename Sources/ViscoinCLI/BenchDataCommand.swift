@@ -28,6 +28,11 @@ struct BenchDataCommand: ParsableCommand {
     @Flag(name: .long, help: "Skip the ResNet-50 comparison (about a minute on one core).")
     var noResnet = false
 
+    func validate() throws {
+        guard (9...1_000_000).contains(images) else { throw ValidationError("--images must be between 9 and 1000000 (got \(images))") }
+        guard (1...4096).contains(batch) else { throw ValidationError("--batch must be between 1 and 4096 (got \(batch))") }
+    }
+
     func run() throws {
         let json = bench.json, repeats = bench.repeats
         let (dataPath, count, batch, noResnet) = (data, images, batch, noResnet)

@@ -21,6 +21,12 @@ struct BenchGANCommand: ParsableCommand {
     @Option(help: "Images per rank.") var batch = 8
     @Option(help: "Augmentation probability of the bgc pipeline (0: off).") var p = 0.3
 
+    func validate() throws {
+        guard cfg == "tiny" || cfg == "auto" else { throw ValidationError("--cfg must be tiny or auto (got \(cfg))") }
+        guard (1...1024).contains(batch) else { throw ValidationError("--batch must be between 1 and 1024 (got \(batch))") }
+        guard p.isFinite, (0...1).contains(p) else { throw ValidationError("--p must be in [0, 1] (got \(p))") }
+    }
+
     func run() throws {
         let o = self
         try Runtime.run(threads: runtime.threads) { comm, threads in

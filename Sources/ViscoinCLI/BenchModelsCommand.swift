@@ -24,6 +24,16 @@ struct BenchModelsCommand: ParsableCommand {
     @Option(help: "ResNet input resolutions.") var resolutions = "224,256"
     @Option(help: "Timed steps per measurement.") var steps = 3
 
+    func validate() throws {
+        guard (1...1024).contains(batch) else { throw ValidationError("--batch must be between 1 and 1024 (got \(batch))") }
+        guard (1...10_000).contains(steps) else { throw ValidationError("--steps must be between 1 and 10000 (got \(steps))") }
+        guard ["resnet", "stylegan", "tiny", "all"].contains(only) else { throw ValidationError("--only must be resnet, stylegan, tiny or all (got \(only))") }
+        let sizes = resolutions.split(separator: ",", omittingEmptySubsequences: false).map { Int($0) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) >= 32 && ($0 ?? 0) <= 2048 }) else {
+            throw ValidationError("--resolutions must be a comma-separated list of sizes between 32 and 2048 (got \(resolutions))")
+        }
+    }
+
     func run() throws {
         let o = self
         try Runtime.run(threads: runtime.threads) { comm, threads in

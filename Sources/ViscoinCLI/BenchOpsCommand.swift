@@ -19,6 +19,11 @@ struct BenchOpsCommand: ParsableCommand {
     @Option(help: "Batch size of the convolution shapes.") var batch = 8
     @Option(help: "Which shapes: resnet, stylegan, elementwise, all.") var only = "all"
 
+    func validate() throws {
+        guard (1...1024).contains(batch) else { throw ValidationError("--batch must be between 1 and 1024 (got \(batch))") }
+        guard ["resnet", "stylegan", "elementwise", "all"].contains(only) else { throw ValidationError("--only must be resnet, stylegan, elementwise or all (got \(only))") }
+    }
+
     func run() throws {
         let repeats = bench.repeats, json = bench.json, batch = batch, only = only
         try Runtime.run(threads: runtime.threads) { comm, threads in

@@ -25,6 +25,12 @@ struct BenchTrainCommand: ParsableCommand {
     @Option(name: .long, help: "Timed steps (after one warm-up step).") var steps = 3
     @Option(name: .long, help: "Checkpoint folder used by the measurement (removed afterwards).") var checkpointDirectory = "/tmp/viscoin-bench-checkpoint"
 
+    func validate() throws {
+        guard (32...1024).contains(resolution) else { throw ValidationError("--resolution must be between 32 and 1024 (got \(resolution))") }
+        guard (1...4096).contains(batch) else { throw ValidationError("--batch must be between 1 and 4096 (got \(batch))") }
+        guard (1...10_000).contains(steps) else { throw ValidationError("--steps must be between 1 and 10000 (got \(steps))") }
+    }
+
     func run() throws {
         let (json, arch, resolution, batch, steps, directory) = (bench.json, arch, resolution, batch, steps, checkpointDirectory)
         try Runtime.run(threads: runtime.threads) { comm, threads in

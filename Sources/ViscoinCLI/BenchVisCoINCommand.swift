@@ -24,6 +24,11 @@ struct BenchVisCoINCommand: ParsableCommand {
     @Option(help: "Resolution: 256 (ResNet-50, auto generator, 256 concepts) or 32 (the demo's tiny networks).") var resolution = 256
     @Option(help: "Real images per rank (as many synthetic).") var batch = 8
 
+    func validate() throws {
+        guard resolution == 256 || resolution == 32 else { throw ValidationError("--resolution must be 256 or 32 (got \(resolution))") }
+        guard (1...256).contains(batch) else { throw ValidationError("--batch must be between 1 and 256 (got \(batch))") }
+    }
+
     func run() throws {
         let o = self
         try Runtime.run(threads: runtime.threads) { comm, threads in

@@ -78,6 +78,7 @@ struct ConvertCommand: ParsableCommand {
     }
 
     func run() throws {
+        try requireWritable(output, "--output")
         let file = try SafeTensorsFile(path: input)
         let spec = try spec(for: file)
         let result = try ModelConversion.convert(file, prefix: prefix, naming: names, spec: spec, strict: !nonStrict)

@@ -96,6 +96,7 @@ struct HeatmapsCommand: ParsableCommand {
     @Option(help: "Output folder.") var outdir: String
 
     func run() throws {
+        try requireWritable(outdir, "--outdir")
         let o = self
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
         let parsed = images.split(separator: ",").map { Int(String($0.filter { $0 != " " })) }

@@ -39,6 +39,7 @@ struct FIDCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let out { try requireWritable(out, "--out") }
         let o = self
         try Runtime.run(threads: runtime.threads) { comm, _ in
             let detector = try FeatureDetectors.load(o.detector, preprocessing: o.preprocessing)

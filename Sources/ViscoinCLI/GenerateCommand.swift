@@ -35,6 +35,7 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func run() throws {
+        try requireWritable(outdir, "--outdir")
         let o = self
         try Runtime.run(threads: runtime.threads) { comm, _ in
             let (module, _) = try ModelFile.load(o.network, expecting: .generator)

@@ -60,6 +60,8 @@ struct InspectCommand: ParsableCommand {
         let loaded: LoadedCheckpoint
         do {
             loaded = try CheckpointStore.load(directory)
+            // What resume would reject, inspect reports.
+            try CheckpointChecks.validate(loaded)
         } catch {
             Console.error("error: \(error)")
             throw ExitCode(1)

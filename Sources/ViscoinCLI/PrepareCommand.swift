@@ -33,7 +33,10 @@ struct PrepareCommonOptions: ParsableArguments {
 
     /// Refuses an --out that is, contains or lies inside an input folder.
     func checkOutput(inputs: [(flag: String, path: String?)]) throws {
-        do { try PathSafety.checkOutput(out, flag: "--out", inputs: inputs) } catch let e as PathSafetyError { throw ValidationError(e.message) }
+        do {
+            try PathSafety.checkOutput(out, flag: "--out", inputs: inputs)
+            try PathSafety.checkWritable(out, flag: "--out")
+        } catch let e as PathSafetyError { throw ValidationError(e.message) }
     }
 
     func validate(size: Int) throws {
@@ -181,6 +184,7 @@ struct PrepareDemoCommand: ParsableCommand {
     }
 
     func run() throws {
+        try common.checkOutput(inputs: [])
         let plan = DemoTissue.plan(count: count, seed: common.seed, valFraction: common.valFraction, testFraction: testFraction)
         let prepare = PrepareOptions(output: common.out, size: size, force: common.force)
         try Runtime.run(threads: runtime.threads) { comm, _ in

@@ -66,3 +66,8 @@ enum Runtime {
         try communicator.finalize()
     }
 }
+
+/// Refuses, before any work, an output (named by its flag) that cannot be created or written.
+func requireWritable(_ path: String, _ flag: String) throws {
+    do { try PathSafety.checkWritable(path, flag: flag) } catch let error as PathSafetyError { throw ValidationError(error.message) }
+}

@@ -21,6 +21,8 @@ struct RunOptions<Config: TrainingConfiguration>: ParsableArguments {
     var nodeLocalCheckpoints = false
     @Option(help: "Progress line and metrics entry every N steps (0: only where the job logs).") var logEvery = Config().logEvery
     @Option(help: "Stop after N steps in total (the run can be continued with --resume).") var maxSteps: Int?
+    @Option(help: "End the run with an error after N steps in a row with a non-finite gradient (each is skipped and logged; 0: never).")
+    var maxBadSteps = Config().maxBadSteps
     @Flag(help: "Print the resolved configuration and exit.") var dryRun = false
 }
 

@@ -63,6 +63,7 @@ struct EvaluateCommand: ParsableCommand {
     @Option(help: "Write the result as JSON here.") var out: String?
 
     func run() throws {
+        if let out { try requireWritable(out, "--out") }
         let o = self
         try Runtime.run(threads: runtime.threads) { comm, _ in
             let (models, dataset) = try o.ensemble.load()
@@ -128,6 +129,7 @@ struct AmplifyCommand: ParsableCommand {
     }
 
     func run() throws {
+        try requireWritable(outdir, "--outdir")
         let rule = try rule()
         let factors = multipliers.split(separator: ",").map { Float($0) }
         guard !factors.isEmpty, factors.allSatisfy({ $0 != nil && $0!.isFinite }) else { throw ValidationError("--multipliers must list numbers, e.g. 0,1,2,4") }
@@ -222,6 +224,7 @@ struct ConceptsCommand: ParsableCommand {
     @Option(help: "Galleries for this many concepts (the most active ones).") var galleries = 16
 
     func run() throws {
+        try requireWritable(outdir, "--outdir")
         let o = self
         try Runtime.run(threads: runtime.threads) { comm, _ in
             let (models, dataset) = try o.ensemble.load()

@@ -14,13 +14,21 @@ enum ViscoinMain {
         // instead of the root command's usage.
         var command: ParsableCommand
         do { command = try Viscoin.parseAsRoot(arguments) } catch { Viscoin.exit(withError: error) }
+        do { try EnvironmentSettings.validate() } catch {
+            Console.error("error: \(error)")
+            Viscoin.exit(withError: ExitCode.validationFailure)
+        }
         do {
             try command.run()
         } catch let error as ValidationError {
             Console.error("error: \(error.message)")
             Viscoin.exit(withError: ExitCode.validationFailure)
+        } catch let exit as ExitCode {
+            Viscoin.exit(withError: exit)
         } catch {
-            Viscoin.exit(withError: error)
+            // A failure while the command runs (a file, the data): one `error:` line, exit 1.
+            Console.error("error: \(error)")
+            Viscoin.exit(withError: ExitCode.failure)
         }
     }
 

@@ -53,6 +53,7 @@ public struct ClassifierTrainingConfig: TrainingConfiguration, Equatable {
     public var keep = 3
     public var checkpointDir: String? = nil
     public var nodeLocalCheckpoints = false
+    public var maxBadSteps = 20
     public var resume: String? = nil
     public var logEvery = 10
     public var maxSteps: Int? = nil
@@ -211,9 +212,10 @@ final class ClassifierJob: TrainingJob {
             let file = try SafeTensorsFile(path: pretrained)
             let report = try model.resnet.load(file: file, strict: false, prefix: "resnet.")
             guard !report.loaded.isEmpty, report.missing.isEmpty, report.wrongShape.isEmpty else {
+                func named(_ list: [String]) -> String { list.isEmpty ? "" : " (" + list.prefix(3).joined(separator: "; ") + (list.count > 3 ? "; ..." : "") + ")" }
                 throw TrainingError("\(pretrained): not a backbone for --arch \(c.arch): \(report.loaded.count) tensors match, "
-                                    + "\(report.missing.count) missing, \(report.wrongShape.count) of the wrong shape "
-                                    + "(expected the keys resnet.* of a converted classifier; see `viscoin convert`)")
+                                    + "\(report.missing.count) missing\(named(report.missing)), \(report.wrongShape.count) of the wrong shape\(named(report.wrongShape)) "
+                                    + "(expected the keys resnet.* of a converted classifier of that --arch; see `viscoin convert`)")
             }
             run.say("pretrained backbone: \(report.loaded.count) tensors from \(pretrained) (the head is freshly initialised)")
         }
@@ -243,6 +245,24 @@ final class ClassifierJob: TrainingJob {
         run.say("train-classifier: \(dataset.index.count(.train)) training images, \(classes) classes, \(config.arch) at \(size)px, "
                 + "\(run.worldSize) rank(s) x \(config.imagesPerRound(worldSize: run.worldSize)) images x \(config.accumulate) round(s) "
                 + "= global batch \(config.batchSize), \(stepsPerEpoch) steps per epoch, \(run.lastStep) steps")
+    }
+
+    /// The position must be the checkpoint's step: epoch x steps per epoch + full steps of the epoch.
+    func resumedStateProblems(step: Int, sameWorldSize: Bool) -> [String] {
+        let perEpoch = stepsPerEpoch * config.accumulate
+        if state.loaderBatch % config.accumulate != 0 || state.epoch > config.epochs {
+            return ["state.job.epoch \(state.epoch) and loader_batch \(state.loaderBatch) are no step boundary of a run of \(config.epochs) epochs"]
+        }
+        guard sameWorldSize else { return [] }
+        if state.loaderBatch < 0 || state.loaderBatch >= perEpoch {
+            return ["state.job.loader_batch: \(state.loaderBatch) is not a step boundary within an epoch of \(perEpoch) loader batches"]
+        }
+        let position = state.epoch * stepsPerEpoch + state.loaderBatch / config.accumulate
+        if position != step {
+            return ["state.job.epoch \(state.epoch) and loader_batch \(state.loaderBatch) are step \(position), but the checkpoint is of step \(step) "
+                    + "(\(stepsPerEpoch) steps per epoch on this data)"]
+        }
+        return []
     }
 
     func resumeDescription() -> String {

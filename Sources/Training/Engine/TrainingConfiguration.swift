@@ -47,6 +47,9 @@ public protocol TrainingConfiguration: Codable, Sendable {
     var logEvery: Int { get }
     /// Stop after this many optimizer steps in total.
     var maxSteps: Int? { get }
+    /// End the run with an error after this many steps in a row with a non-finite gradient
+    /// (each is skipped and logged; 0: never).
+    var maxBadSteps: Int { get }
 
     /// Checks what can be checked before any data is read; messages name the flag.
     func validate(worldSize: Int) throws
@@ -89,6 +92,7 @@ extension TrainingConfiguration {
         guard checkpointEvery >= 0 else { throw ConfigurationError("--checkpoint-every must be 0 (epoch ends only) or positive, got \(checkpointEvery)") }
         if let checkpointDir, checkpointDir.isEmpty { throw ConfigurationError("--checkpoint-dir must not be empty") }
         guard keep >= 1 else { throw ConfigurationError("--keep must be at least 1, got \(keep)") }
+        guard maxBadSteps >= 0 else { throw ConfigurationError("--max-bad-steps must be 0 (never stop) or positive, got \(maxBadSteps)") }
         guard logEvery >= 0 else { throw ConfigurationError("--log-every must be 0 or positive, got \(logEvery)") }
         if let maxSteps, maxSteps < 1 { throw ConfigurationError("--max-steps must be at least 1, got \(maxSteps)") }
     }

@@ -81,6 +81,11 @@ public protocol TrainingJob: AnyObject {
     func willCheckpoint(_ run: TrainingRun) throws
     /// How the resume line describes the position ("epoch 2, batch 5 of the epoch").
     func resumeDescription() -> String
+    /// After a resume: what is inconsistent between the restored state and this job (data and
+    /// configuration), as "field: reason"; the engine refuses the checkpoint when any.
+    /// `sameWorldSize`: the checkpoint was written by as many ranks (epoch lengths can differ by
+    /// a batch between world sizes, so positions are then only checked loosely).
+    func resumedStateProblems(step: Int, sameWorldSize: Bool) -> [String]
     /// After the last step: final exports and evaluations; the report's content.
     func finish(_ run: TrainingRun) throws -> ReportContent
 }
@@ -94,6 +99,7 @@ extension TrainingJob {
     public func endStep(_ run: TrainingRun, events: StepEvents) throws {}
     public func willCheckpoint(_ run: TrainingRun) throws {}
     public func resumeDescription() -> String { "" }
+    public func resumedStateProblems(step: Int, sameWorldSize: Bool) -> [String] { [] }
 }
 
 /// The state of a run the engine shares with its job.
@@ -158,6 +164,12 @@ public final class TrainingEngine<Job: TrainingJob> {
     public func run(_ config: Job.Configuration, makeJob: (Job.Configuration, TrainingRun) throws -> Job) throws -> TrainingOutcome {
         try config.validateRunOptions()
         try config.validate(worldSize: communicator.size)
+        do {
+            try PathSafety.checkWritable(config.run, flag: "--run")
+            if let directory = config.checkpointDir { try PathSafety.checkWritable(directory, flag: "--checkpoint-dir") }
+        } catch let error as PathSafetyError {
+            throw ConfigurationError(error.message)
+        }
         let run = TrainingRun(communicator: communicator, folder: config.run, log: log)
         let job = try makeJob(config, run)
         let store = CheckpointStore(directory: config.checkpointDir ?? run.path("checkpoints"), keep: config.keep)
@@ -210,13 +222,22 @@ public final class TrainingEngine<Job: TrainingJob> {
         let config = job.config
         var lastCheckpoint = run.resumedFrom?.step
         var window = (images: 0, start: Console.now())
+        var badInARow = 0
         while run.step < run.lastStep {
             try job.beginStep(run)
+            var bad = false
             for phase in job.phases where phase.isDue(step: run.step) {
                 if try !phase.run() {
+                    bad = true
                     run.skippedSteps += 1
                     run.say("warning: step \(run.step + 1): non-finite gradient in phase \(phase.name), step skipped (\(run.skippedSteps) so far)")
                 }
+            }
+            badInARow = bad ? badInARow + 1 : 0
+            if config.maxBadSteps > 0 && badInARow >= config.maxBadSteps {
+                let last = lastCheckpoint.map { "; the last checkpoint is of step \($0)" } ?? ""
+                throw TrainingError("\(badInARow) steps in a row (up to step \(run.step + 1)) had non-finite gradients: the run diverged "
+                                    + "(lower --lr, check the data and the weights)\(last); --max-bad-steps \(config.maxBadSteps) stopped it")
             }
             run.step += 1
             window.images += job.imagesPerStep
@@ -283,11 +304,16 @@ public final class TrainingEngine<Job: TrainingJob> {
     }
 
     func restore(_ job: Job, from loaded: LoadedCheckpoint, run: TrainingRun) throws {
+        try CheckpointChecks.validate(loaded)
         try job.config.checkResumable(against: loaded.config, checkpoint: loaded.path)
         let parts = CheckpointParts(modules: job.checkpointModules, optimizers: job.checkpointOptimizers)
         try parts.restore(from: loaded)
         let engine = try decodeState(EngineState.self, loaded.state["engine"], loaded)
         job.state = try decodeState(Job.State.self, loaded.state["job"], loaded)
+        let problems = job.resumedStateProblems(step: loaded.step, sameWorldSize: loaded.worldSize == communicator.size)
+        if !problems.isEmpty {
+            throw CheckpointError(Files.join(loaded.path, "manifest.json"), "invalid state for this run: " + problems.joined(separator: "; "))
+        }
         try job.restoreRankStates(loaded.rankStates.map { $0["job"] ?? .null }, savedWorldSize: loaded.worldSize)
         run.step = engine.step
         run.startStep = engine.step

@@ -90,6 +90,7 @@ public struct GANTrainingConfig: TrainingConfiguration, Equatable {
     public var keep = 3
     public var checkpointDir: String? = nil
     public var nodeLocalCheckpoints = false
+    public var maxBadSteps = 20
     public var resume: String? = nil
     /// Ticks drive the progress line; N > 0 also logs every N steps.
     public var logEvery = 0

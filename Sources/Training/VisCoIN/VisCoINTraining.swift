@@ -57,6 +57,7 @@ public struct VisCoINTrainingConfig: TrainingConfiguration, Equatable {
     public var keep = 3
     public var checkpointDir: String? = nil
     public var nodeLocalCheckpoints = false
+    public var maxBadSteps = 20
     public var resume: String? = nil
     public var logEvery = 50
     public var maxSteps: Int? = nil
@@ -256,6 +257,24 @@ final class VisCoINJob: TrainingJob {
         run.say("train-viscoin: \(dataset.index.count(.train)) training images, \(models.classes) classes, \(dataset.resolution)px, \(c.concepts) concepts, "
                 + "\(run.worldSize) rank(s) x \(c.batchSize / (run.worldSize * c.accumulate)) real + as many synthetic images x \(c.accumulate) round(s), "
                 + "\(run.lastStep) of \(c.iterations) iterations; LPIPS \(lpips == nil ? "off (no --lpips weights)" : "on"); FID \(detector?.label ?? "off")")
+    }
+
+    /// The position must be the checkpoint's step: epoch x steps per epoch + full steps of the epoch.
+    func resumedStateProblems(step: Int, sameWorldSize: Bool) -> [String] {
+        let perEpoch = stepsPerEpoch * config.accumulate
+        if state.loaderBatch % config.accumulate != 0 || state.epoch > config.iterations {
+            return ["state.job.epoch \(state.epoch) and loader_batch \(state.loaderBatch) are no step boundary of a run of \(config.iterations) iterations"]
+        }
+        guard sameWorldSize else { return [] }
+        if state.loaderBatch < 0 || state.loaderBatch >= perEpoch {
+            return ["state.job.loader_batch: \(state.loaderBatch) is not a step boundary within an epoch of \(perEpoch) loader batches"]
+        }
+        let position = state.epoch * stepsPerEpoch + state.loaderBatch / config.accumulate
+        if position != step {
+            return ["state.job.epoch \(state.epoch) and loader_batch \(state.loaderBatch) are step \(position), but the checkpoint is of step \(step) "
+                    + "(\(stepsPerEpoch) steps per epoch on this data)"]
+        }
+        return []
     }
 
     func resumeDescription() -> String { "epoch \(state.epoch + 1), batch \(state.loaderBatch / config.accumulate) of the epoch" }
