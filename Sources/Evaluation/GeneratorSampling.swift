@@ -43,8 +43,11 @@ public enum GeneratorSampling {
         var out: [Int] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
-            if bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a >= 0, a <= b, b - a < limit {
+            if bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a >= 0, a <= b {
+                guard b - a < limit else { throw SamplingError(message: "--seeds '\(text)': the range \(part) holds more than \(limit) seeds") }
                 out.append(contentsOf: a...b)
+            } else if bounds.count == 2, let a = Int(bounds[0]), let b = Int(bounds[1]), a > b {
+                throw SamplingError(message: "--seeds '\(text)': the range \(part) ends before it starts")
             } else if bounds.count == 1, let a = Int(bounds[0]), a >= 0 {
                 out.append(a)
             } else {

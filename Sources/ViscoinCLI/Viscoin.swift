@@ -13,7 +13,16 @@ enum ViscoinMain {
         // command runs (a file, a range that depends on the data) prints one `error:` line
         // instead of the root command's usage.
         var command: ParsableCommand
-        do { command = try Viscoin.parseAsRoot(arguments) } catch { Viscoin.exit(withError: error) }
+        do { command = try Viscoin.parseAsRoot(arguments) } catch {
+            // --help and --version end here too; a flag error prints `error: ...` and the
+            // subcommand's usage.
+            let code = Viscoin.exitCode(for: error)
+            guard code != .success else { Viscoin.exit(withError: error) }
+            var text = Viscoin.fullMessage(for: error)
+            if text.hasPrefix("Error: ") { text = "error: " + text.dropFirst("Error: ".count) }
+            Console.error(text)
+            Viscoin.exit(withError: code)
+        }
         do { try EnvironmentSettings.validate() } catch {
             Console.error("error: \(error)")
             Viscoin.exit(withError: ExitCode.validationFailure)

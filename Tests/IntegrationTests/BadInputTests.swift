@@ -79,6 +79,7 @@ import Glibc
         #expect(r.status != 0 && r.status != 124, "\(line): exit \(r.status) (124 = hung)\n\(r.output)")
         #expect(r.output.contains(phrase), "\(line): the message must contain '\(phrase)':\n\(r.output)")
         #expect(!r.output.contains("Missing value"), "a negative number was not taken as a value: \(r.output)")
+        #expect(!r.output.contains("Error: ") && r.output.contains("error: "), "\(line): one error style (`error: ...`):\n\(r.output)")
         #expect(Self.snapshot(d) == before, "\(line) changed files under \(d)")
         let leftovers = runShell("find \(d) -name '*.partial' -o -name '*.replaced'").output
         #expect(leftovers.isEmpty, "left behind: \(leftovers)")

@@ -235,6 +235,12 @@ import Glibc
         ("bench viscoin --resolution 64", "--resolution must be 256 or 32"),
         ("bench models --only foo", "--only must be resnet, stylegan, tiny or all"),
         ("selftest nosuch", "Unexpected argument 'nosuch'"),
+        // One style: `error:` lines; flag errors show the subcommand's usage.
+        ("train-classifier --data DIR/demo --run DIR/new --arch nosuch", "Usage: viscoin train-classifier"),
+        ("generate --network DIR/G.safetensors --outdir DIR/new --seeds 0-2000000", "holds more than 1000000 seeds"),
+        ("prepare demo --out . --force --count 9", "not a prepared dataset"),
+        ("convert --model classifier --classes 5 --arch tiny --input DIR/F.safetensors --output DIR/new.safetensors",
+         "wrong shape: linear.weight expected [5, 128], found [9, 128]"),
     ])
     func refusedWithANamedErrorAndNothingChanged(_ command: String, _ phrase: String) throws {
         try requireReleaseBinary()
@@ -253,6 +259,7 @@ import Glibc
         #expect(r.status != 0 && r.status != 124, "\(line): exit \(r.status) (124 = hung)\n\(r.output)")
         #expect(r.output.contains(expected), "\(line): the message must contain '\(expected)':\n\(r.output)")
         #expect(!r.output.contains("Fatal error") && !r.output.contains("Illegal instruction"), "\(line) trapped:\n\(r.output)")
+        #expect(!r.output.contains("Error: ") && r.output.contains("error: "), "\(line): one error style (`error: ...`):\n\(r.output)")
         #expect(BadInputTests.snapshot(d) == before, "\(line) changed files under \(d)")
     }
 
