@@ -69,10 +69,12 @@ public enum Files {
         return (fd, Int(st.st_size))
     }
 
-    /// Reads a whole regular file into memory.
-    public static func read(_ path: String) throws -> [UInt8] {
+    /// Reads a whole regular file into memory; a file larger than `maxBytes` is refused by name
+    /// (indexes, manifests and configurations are small: a huge one is damage or a mistake).
+    public static func read(_ path: String, maxBytes: Int = 4 << 30) throws -> [UInt8] {
         let (fd, size) = try openRegularFile(path)
         defer { close(fd) }
+        guard size <= maxBytes else { throw FileError(path: path, reason: "is \(size) bytes, more than the \(maxBytes) this file may have") }
         // st_size is 0 for /proc files: grow the buffer until end of file.
         var bytes = [UInt8](repeating: 0, count: max(size, 4096))
         var offset = 0
@@ -87,6 +89,7 @@ public enum Files {
             }
             if n == 0 { break }
             offset += n
+            guard offset <= maxBytes else { throw FileError(path: path, reason: "holds more than the \(maxBytes) bytes this file may have") }
         }
         if offset < bytes.count { bytes.removeLast(bytes.count - offset) }
         return bytes

@@ -201,7 +201,7 @@ public final class PreparedDataset: @unchecked Sendable {
         let path = Files.join(root, "dataset.json")
         guard Files.exists(path) else { throw DatasetError(path, "missing; the folder is not a prepared dataset (see `viscoin prepare --help`)") }
         self.root = root
-        self.index = try DatasetIndex.parse(try Files.read(path), path: path)
+        self.index = try DatasetIndex.parse(try Files.read(path, maxBytes: 1 << 30), path: path)
         try checkImageFiles()
     }
 

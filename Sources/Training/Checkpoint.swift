@@ -264,7 +264,7 @@ public final class CheckpointStore {
         let manifestPath = Files.join(path, "manifest.json")
         guard Files.isDirectory(path) else { throw CheckpointError(path, "no such checkpoint directory") }
         guard Files.exists(manifestPath) else { throw CheckpointError(path, "incomplete checkpoint (no manifest.json)") }
-        return try parseManifest(try Files.read(manifestPath), path: path)
+        return try parseManifest(try Files.read(manifestPath, maxBytes: 1 << 30), path: path)
     }
 
     /// Checks a manifest's text (of the checkpoint directory `path`).
