@@ -91,27 +91,36 @@ public final class CheckpointStore {
     }
 
     /// Switches to node-local storage (collective). Ranks with the same host name share a
-    /// folder; a probe file checks that no other host sees it (then the folder is shared and
-    /// this mode would have two hosts rename the same directories).
+    /// folder. Probe files check it: no rank may see the folder of a rank on another host (the
+    /// folder would be shared, and two hosts would rename the same directories), and every rank
+    /// must see those of the ranks with its host name (else two machines share a host name).
     public func useNodeLocalStorage(communicator: any Communicator) throws {
         isNodeLocal = true
+        let me = communicator.rank
         let hosts = try communicator.allGather(string: communicator.hostName)
-        leader = hosts.firstIndex(of: hosts[communicator.rank])!
-        guard Set(hosts).count > 1 else { return }
+        leader = hosts.firstIndex(of: hosts[me])!
+        guard communicator.size > 1 else { return }
         let token = try communicator.broadcast(string: String(UInt64.random(in: 0...UInt64.max), radix: 16))
-        let probe = Files.join(directory, ".probe-\(token)-\(communicator.rank)")
+        let prefix = ".probe-\(token)-"
+        let probe = Files.join(directory, prefix + "\(me)")
         try Files.createDirectory(directory)
-        try Files.writeAtomically(probe, text: hosts[communicator.rank] + "\n")
+        try Files.writeAtomically(probe, text: hosts[me] + "\n")
         try communicator.barrier()
-        let foreign = ((try? Files.list(directory)) ?? []).compactMap { name -> Int? in
-            guard name.hasPrefix(".probe-\(token)-"), let r = Int(name.dropFirst(".probe-\(token)-".count)), r < hosts.count else { return nil }
-            return hosts[r] != hosts[communicator.rank] ? r : nil
-        }
+        let seen = Set(((try? Files.list(directory)) ?? []).compactMap { name -> Int? in
+            guard name.hasPrefix(prefix), let r = Int(name.dropFirst(prefix.count)), r >= 0, r < hosts.count else { return nil }
+            return r
+        })
         try communicator.barrier()
         try? Files.remove(probe)
-        let shared = try communicator.allGather(string: foreign.isEmpty ? "" : "\(hosts[communicator.rank]) sees the folder of \(hosts[foreign[0]])")
-        if let clash = shared.first(where: { !$0.isEmpty }) {
-            throw CheckpointError(directory, "--node-local-checkpoints: this folder is shared between hosts (\(clash)); drop the flag for shared storage")
+        var problem = ""
+        if let other = seen.sorted().first(where: { hosts[$0] != hosts[me] }) {
+            problem = "this folder is shared between hosts (\(hosts[me]) sees the folder of \(hosts[other])); drop --node-local-checkpoints for shared storage"
+        } else if let peer = hosts.indices.first(where: { hosts[$0] == hosts[me] && !seen.contains($0) }) {
+            problem = "ranks \(me) and \(peer) both run on a host named \(hosts[me]) but do not share this folder: the machines need distinct host names"
+        }
+        let problems = try communicator.allGather(string: problem)
+        if let first = problems.first(where: { !$0.isEmpty }) {
+            throw CheckpointError(directory, "--node-local-checkpoints: " + first)
         }
     }
 
@@ -237,6 +246,14 @@ public final class CheckpointStore {
                 try Files.move(old, to: doomed)
                 try Files.remove(doomed)
             }
+        }
+    }
+
+    /// Removes every checkpoint of this folder (`step-*`, `latest`) and nothing else: the
+    /// folder may be one the user also keeps other files in (--checkpoint-dir).
+    public func removeAll() throws {
+        for name in (try? Files.list(directory)) ?? [] where name.hasPrefix("step-") || name == "latest" {
+            try Files.remove(Files.join(directory, name))
         }
     }
 
@@ -422,30 +439,36 @@ public final class CheckpointStore {
         for candidate in candidates {
             var held: [Int: [UInt8]] = [:]
             var manifest: Manifest? = nil
+            var manifestHash = ""
             var problem = ""
-            if rank == leader {
+            // A checkpoint this host does not have is normal; anything else wrong is reported.
+            if rank == leader && Files.isDirectory(candidate) {
                 do {
                     let m = try Self.readManifest(candidate)
                     manifest = m
+                    manifestHash = XXH64.hex(XXH64.hash(try Files.read(m.file, maxBytes: 1 << 30)))
                     for i in m.shards.indices where Files.exists(Files.join(candidate, m.shards[i].file)) {
                         do { held[i] = try Self.readShard(m, i) } catch { problem = "\(error)" }
                     }
-                } catch let error as CheckpointError where Files.isDirectory(candidate) {
+                } catch {
                     problem = "\(error)"
-                } catch {}
+                }
             }
-            let report = "\(manifest?.worldSize ?? 0)|" + held.keys.sorted().map(String.init).joined(separator: ",") + "|" + problem
-            let reports = try communicator.allGather(string: report).map { $0.split(separator: "|", maxSplits: 2, omittingEmptySubsequences: false).map(String.init) }
-            // Rank 0 decides for everyone: which rank provides the manifest and each shard.
+            let report = "\(manifest?.worldSize ?? 0)|" + held.keys.sorted().map(String.init).joined(separator: ",") + "|\(manifestHash)|" + problem
+            let reports = try communicator.allGather(string: report).map { $0.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false).map(String.init) }
+            // Rank 0 decides for everyone: which rank provides the manifest and each shard. Only
+            // hosts holding the same manifest (same bytes) count, so shards of a stale checkpoint
+            // of the same name are never mixed in.
             var decision = ""
             if rank == 0 {
-                let world = reports.compactMap { Int($0[0]) }.max() ?? 0
+                let provider = reports.firstIndex { Int($0[0]) ?? 0 > 0 }
+                let world = provider.map { Int(reports[$0][0])! } ?? 0
                 var owners = [Int](repeating: -1, count: world)
-                for (r, fields) in reports.enumerated() {
+                for (r, fields) in reports.enumerated() where provider != nil && fields.count > 2 && fields[2] == reports[provider!][2] {
                     for i in fields[1].split(separator: ",").compactMap({ Int($0) }) where i < world && owners[i] < 0 { owners[i] = r }
                 }
-                let problems = reports.map { $0.count > 2 ? $0[2] : "" }.filter { !$0.isEmpty }
-                if world > 0, owners.allSatisfy({ $0 >= 0 }), let provider = reports.firstIndex(where: { Int($0[0]) == world }) {
+                let problems = reports.map { $0.count > 3 ? $0[3] : "" }.filter { !$0.isEmpty }
+                if let provider, owners.allSatisfy({ $0 >= 0 }) {
                     decision = "ok\n\(provider)\n" + owners.map(String.init).joined(separator: ",")
                 } else {
                     let missing = owners.enumerated().filter { $0.element < 0 }.map { String($0.offset) }
@@ -464,13 +487,18 @@ public final class CheckpointStore {
             default: break
             }
             let provider = Int(parts[1])!, owners = parts[2].split(separator: ",").map { Int($0)! }
-            let text = try communicator.broadcast(bytes: rank == provider ? (try Files.read(manifest!.file)) : [], root: provider)
-            let agreed = try Self.parseManifest(text, path: candidate)
+            let text = try communicator.broadcast(bytes: rank == provider ? (try Files.read(manifest!.file, maxBytes: 1 << 30)) : [], root: provider)
             var payloads: [[UInt8]] = []
             for (i, owner) in owners.enumerated() {
                 payloads.append(try communicator.broadcast(bytes: rank == owner ? held[i]! : [], root: owner))
             }
-            return try Self.decode(agreed, payloads: payloads)
+            // Every rank decodes the same bytes, so all agree on a failure.
+            do {
+                return try Self.decode(try Self.parseManifest(text, path: candidate), payloads: payloads)
+            } catch {
+                guard spec == "latest" else { throw error }
+                log("resume: checkpoint \(candidate) is damaged (\(error)); trying the previous one")
+            }
         }
         throw CheckpointError(directory, "no usable checkpoint on the hosts of this job: every candidate is incomplete or damaged")
     }

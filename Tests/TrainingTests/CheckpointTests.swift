@@ -39,6 +39,22 @@ import Training
         }
     }
 
+    @Test func pruneCleansLeftoversAndRemoveAllKeepsOtherFiles() throws {
+        let dir = try temporary()
+        defer { try? Files.remove(dir) }
+        let store = CheckpointStore(directory: dir, keep: 2)
+        let comm = SingleProcessCommunicator()
+        try Files.writeAtomically(Files.join(dir, "notes.txt"), text: "mine\n")
+        // What an interrupted removal leaves: a step folder without its manifest.
+        try Files.createDirectory(Files.join(dir, "step-00000001"))
+        try Files.writeAtomically(Files.join(dir, "step-00000001/shard-00000-of-00001.zst"), text: "x")
+        for step in [10, 20, 30] { try store.save(content(step: step), communicator: comm) }
+        #expect(try Files.list(dir).sorted() == ["latest", "notes.txt", "step-00000020", "step-00000030"])
+        // --force in a --checkpoint-dir the user also keeps other files in.
+        try store.removeAll()
+        #expect(try Files.list(dir) == ["notes.txt"])
+    }
+
     @Test func damagedNewestFallsBackToThePrevious() throws {
         let dir = try temporary()
         defer { try? Files.remove(dir) }

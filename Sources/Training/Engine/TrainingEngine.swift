@@ -83,9 +83,7 @@ public protocol TrainingJob: AnyObject {
     func resumeDescription() -> String
     /// After a resume: what is inconsistent between the restored state and this job (data and
     /// configuration), as "field: reason"; the engine refuses the checkpoint when any.
-    /// `sameWorldSize`: the checkpoint was written by as many ranks (epoch lengths can differ by
-    /// a batch between world sizes, so positions are then only checked loosely).
-    func resumedStateProblems(step: Int, sameWorldSize: Bool) -> [String]
+    func resumedStateProblems(step: Int) -> [String]
     /// After the last step: final exports and evaluations; the report's content.
     func finish(_ run: TrainingRun) throws -> ReportContent
 }
@@ -99,7 +97,7 @@ extension TrainingJob {
     public func endStep(_ run: TrainingRun, events: StepEvents) throws {}
     public func willCheckpoint(_ run: TrainingRun) throws {}
     public func resumeDescription() -> String { "" }
-    public func resumedStateProblems(step: Int, sameWorldSize: Bool) -> [String] { [] }
+    public func resumedStateProblems(step: Int) -> [String] { [] }
 }
 
 /// The state of a run the engine shares with its job.
@@ -211,7 +209,7 @@ public final class TrainingEngine<Job: TrainingJob> {
             }
             try communicator.barrier()  // rank 0's error ends the job
         }
-        if found && leads { try Files.remove(store.directory) }
+        if found && leads { try store.removeAll() }
         if run.isRoot { try Files.createDirectory(config.run) }
         try communicator.barrier()
     }
@@ -246,14 +244,18 @@ public final class TrainingEngine<Job: TrainingJob> {
             var events = try job.afterPhases(run)
             if config.logEvery > 0 && (run.step % config.logEvery == 0 || run.step == run.lastStep) { events.insert(.log) }
             if config.checkpointEvery > 0 && run.step % config.checkpointEvery == 0 { events.insert(.checkpoint) }
+            // On a stop signal the engine logs and checkpoints now; the job's own end-of-step
+            // work stays on its schedule (a snapshot or a test would delay the checkpoint past a
+            // scheduler's grace period).
             let stopSignal = try agreedStopSignal(run)
-            if stopSignal != 0 { events.formUnion([.log, .checkpoint, .stop]) }
-            if events.contains(.log) {
+            var engineEvents = events
+            if stopSignal != 0 { engineEvents.formUnion([.log, .checkpoint]) }
+            if engineEvents.contains(.log) {
                 try logProgress(job, run: run, images: window.images, seconds: Console.now() - window.start)
                 window = (0, Console.now())
             }
             try job.endStep(run, events: events)
-            if events.contains(.checkpoint) {
+            if engineEvents.contains(.checkpoint) {
                 try checkpoint(job, store: store, run: run)
                 lastCheckpoint = run.step
             }
@@ -266,6 +268,8 @@ public final class TrainingEngine<Job: TrainingJob> {
         }
         // Stopped between checkpoints (--max-steps): keep the position so the run can continue.
         if lastCheckpoint != run.step { try checkpoint(job, store: store, run: run) }
+        // The final evaluations and exports are not checkpointed: a signal ends them at once.
+        StopSignals.restoreDefaults()
     }
 
     /// The stop signal any rank received (0 if none), agreed by all ranks so that they stop at
@@ -310,7 +314,7 @@ public final class TrainingEngine<Job: TrainingJob> {
         try parts.restore(from: loaded)
         let engine = try decodeState(EngineState.self, loaded.state["engine"], loaded)
         job.state = try decodeState(Job.State.self, loaded.state["job"], loaded)
-        let problems = job.resumedStateProblems(step: loaded.step, sameWorldSize: loaded.worldSize == communicator.size)
+        let problems = job.resumedStateProblems(step: loaded.step)
         if !problems.isEmpty {
             throw CheckpointError(Files.join(loaded.path, "manifest.json"), "invalid state for this run: " + problems.joined(separator: "; "))
         }

@@ -259,20 +259,17 @@ final class VisCoINJob: TrainingJob {
                 + "\(run.lastStep) of \(c.iterations) iterations; LPIPS \(lpips == nil ? "off (no --lpips weights)" : "on"); FID \(detector?.label ?? "off")")
     }
 
-    /// The position must be the checkpoint's step: epoch x steps per epoch + full steps of the epoch.
-    func resumedStateProblems(step: Int, sameWorldSize: Bool) -> [String] {
+    /// The position must lie in this run: a whole number of steps into an epoch of this data,
+    /// in an epoch the checkpoint's step can have reached. (Epoch lengths can differ by a batch
+    /// between world sizes, and a run may have changed world size on the way, so the step is
+    /// not recomputed from the position.)
+    func resumedStateProblems(step: Int) -> [String] {
         let perEpoch = stepsPerEpoch * config.accumulate
-        if state.loaderBatch % config.accumulate != 0 || state.epoch > config.iterations {
-            return ["state.job.epoch \(state.epoch) and loader_batch \(state.loaderBatch) are no step boundary of a run of \(config.iterations) iterations"]
-        }
-        guard sameWorldSize else { return [] }
-        if state.loaderBatch < 0 || state.loaderBatch >= perEpoch {
+        if state.loaderBatch < 0 || state.loaderBatch >= perEpoch || state.loaderBatch % config.accumulate != 0 {
             return ["state.job.loader_batch: \(state.loaderBatch) is not a step boundary within an epoch of \(perEpoch) loader batches"]
         }
-        let position = state.epoch * stepsPerEpoch + state.loaderBatch / config.accumulate
-        if position != step {
-            return ["state.job.epoch \(state.epoch) and loader_batch \(state.loaderBatch) are step \(position), but the checkpoint is of step \(step) "
-                    + "(\(stepsPerEpoch) steps per epoch on this data)"]
+        if state.epoch > step {
+            return ["state.job.epoch: \(state.epoch) cannot be reached in \(step) steps"]
         }
         return []
     }
