@@ -13,11 +13,7 @@ import Glibc
 #endif
 
 @Suite(.serialized) struct BadModelInputTests {
-    static let dir: String = {
-        let d = "/tmp/viscoin-it-badmodel-\(UInt64.random(in: 0...UInt64.max))"
-        try? Files.createDirectory(d)
-        return d
-    }()
+    static let dir = makeTestFolder("badmodel")
 
     static let setup: (status: Bool, output: String) = {
         let m = dir, b = ".build/release/viscoin"

@@ -33,9 +33,7 @@ import Testing
     }
 
     func hashes(_ run: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
-        let r = runShell(".build/release/viscoin inspect \(Self.dir)/\(run)/checkpoints --hash")
-        #expect(r.status == 0, "\(r.output)", sourceLocation: sourceLocation)
-        return r.output.split(separator: "\n").filter { $0.contains("xxh64") }.joined(separator: "\n")
+        checkpointHashes("\(Self.dir)/\(run)/checkpoints", sourceLocation: sourceLocation)
     }
 
     @Test func twoRanksEqualOneRankWithTheSameMinibatches() throws {

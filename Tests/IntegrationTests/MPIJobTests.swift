@@ -32,6 +32,21 @@ func runShell(_ command: String, timeout: Int = 120) -> ProcessResult {
     return ProcessResult(status: exitCode, output: output, seconds: seconds)
 }
 
+/// A fresh folder under /tmp for one test suite (`/tmp/viscoin-it-NAME-RANDOM`).
+func makeTestFolder(_ name: String) -> String {
+    let d = "/tmp/viscoin-it-\(name)-\(UInt64.random(in: 0...UInt64.max))"
+    try? Files.createDirectory(d)
+    return d
+}
+
+/// The `xxh64` lines of `viscoin inspect FOLDER --hash`: one hash per checkpoint part of the
+/// newest checkpoint in FOLDER, for bitwise comparisons of runs.
+func checkpointHashes(_ folder: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
+    let r = runShell(".build/release/viscoin inspect \(folder) --hash")
+    #expect(r.status == 0, "\(r.output)", sourceLocation: sourceLocation)
+    return r.output.split(separator: "\n").filter { $0.contains("xxh64") }.joined(separator: "\n")
+}
+
 func requireReleaseBinary() throws {
     let binary = "\(repositoryRoot)/.build/release/viscoin"
     try #require(Files.exists(binary), "\(binary) is missing: run `swift build -c release` first (launch/test does)")

@@ -48,11 +48,7 @@ enum SimulatedCluster {
 
 @Suite(.serialized, .enabled("needs root and network namespaces") { SimulatedCluster.available })
 struct MultiHostTests {
-    static let dir: String = {
-        let d = "/tmp/viscoin-it-multihost-\(UInt64.random(in: 0...UInt64.max))"
-        try? Files.createDirectory(d)
-        return d
-    }()
+    static let dir = makeTestFolder("multihost")
     static let prepared: (path: String, result: ProcessResult) = {
         let path = dir + "/demo"
         return (path, runShell(".build/release/viscoin prepare demo --out \(path) --count 900 --size 32 --seed 1"))
@@ -67,12 +63,6 @@ struct MultiHostTests {
     func requireData() throws {
         try requireReleaseBinary()
         try #require(Self.prepared.result.status == 0, "prepare demo failed: \(Self.prepared.result.output)")
-    }
-
-    func hashes(_ path: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
-        let r = runShell(".build/release/viscoin inspect \(path) --hash")
-        #expect(r.status == 0, "\(r.output)", sourceLocation: sourceLocation)
-        return r.output.split(separator: "\n").filter { $0.contains("xxh64") }.joined(separator: "\n")
     }
 
     /// Every complete checkpoint directory of a run verifies (none is complete-looking but broken).
@@ -108,10 +98,10 @@ struct MultiHostTests {
             #expect(r.status == 0, "\(r.output)")
             r = runShell(SimulatedCluster.run(3, "", training("resumed", "--epochs 2 --resume latest")), timeout: 300)
             #expect(r.status == 0 && r.output.contains("(step 25,"), "\(r.output)")
-            let reference = hashes("\(Self.dir)/one-host/checkpoints")
+            let reference = checkpointHashes("\(Self.dir)/one-host/checkpoints")
             #expect(reference.contains("model:") && reference.contains("optimizer:"), "\(reference)")
-            #expect(hashes("\(Self.dir)/three-hosts/checkpoints") == reference)
-            #expect(hashes("\(Self.dir)/resumed/checkpoints") == reference)
+            #expect(checkpointHashes("\(Self.dir)/three-hosts/checkpoints") == reference)
+            #expect(checkpointHashes("\(Self.dir)/resumed/checkpoints") == reference)
             let weights = try Files.read("\(Self.dir)/one-host/classifier.safetensors")
             #expect(try Files.read("\(Self.dir)/three-hosts/classifier.safetensors") == weights)
             #expect(try Files.read("\(Self.dir)/resumed/classifier.safetensors") == weights)
@@ -126,6 +116,20 @@ struct MultiHostTests {
         }
     }
 
+    /// Runs `command` as 2 ranks on one host (RUN-one-host) and on 2 simulated hosts
+    /// (RUN-two-hosts); their newest checkpoints must hold the `parts` and be bitwise equal.
+    func expectBitwiseSameOnOneHostAndTwo(_ command: String, run: String, parts: [String],
+                                          sourceLocation: SourceLocation = #_sourceLocation) {
+        var r = runShell("launch/run -n 2 -- \(command) --run \(Self.dir)/\(run)-one-host", timeout: 600)
+        #expect(r.status == 0, "\(r.output)", sourceLocation: sourceLocation)
+        r = runShell(SimulatedCluster.run(2, "", "\(command) --run \(Self.dir)/\(run)-two-hosts"), timeout: 600)
+        #expect(r.status == 0, "\(r.output)", sourceLocation: sourceLocation)
+        let reference = checkpointHashes("\(Self.dir)/\(run)-one-host/checkpoints", sourceLocation: sourceLocation)
+        #expect(parts.allSatisfy { reference.contains($0) }, "\(reference)", sourceLocation: sourceLocation)
+        #expect(checkpointHashes("\(Self.dir)/\(run)-two-hosts/checkpoints", sourceLocation: sourceLocation) == reference,
+                sourceLocation: sourceLocation)
+    }
+
     @Test func ganAndVisCoINTrainersOnTwoHostsEqualTwoRanksOnOneHost() throws {
         try requireData()
         let d = Self.dir, data = Self.prepared.path
@@ -134,23 +138,10 @@ struct MultiHostTests {
         try #require(classifier.status == 0, "\(classifier.output)")
         try SimulatedCluster.with(hosts: 2) {
             let gan = "train-gan --data \(data) --cfg tiny --batch 8 --batch-gpu 4 --kimg 0.1 --kimg-per-tick 0.05 --snap 1 --grid-size 4 --metrics none"
-            var r = runShell("launch/run -n 2 -- \(gan) --run \(d)/gan-one-host", timeout: 600)
-            #expect(r.status == 0, "\(r.output)")
-            r = runShell(SimulatedCluster.run(2, "", "\(gan) --run \(d)/gan-two-hosts"), timeout: 600)
-            #expect(r.status == 0, "\(r.output)")
-            let ganHashes = hashes("\(d)/gan-one-host/checkpoints")
-            #expect(ganHashes.contains("G_ema:") && ganHashes.contains("D_opt:"), "\(ganHashes)")
-            #expect(hashes("\(d)/gan-two-hosts/checkpoints") == ganHashes)
-
+            expectBitwiseSameOnOneHostAndTwo(gan, run: "gan", parts: ["G_ema:", "D_opt:"])
             let viscoin = "train-viscoin --classifier \(d)/f/classifier.safetensors --generator \(d)/gan-one-host/G_ema.safetensors --data \(data) "
                 + "--concepts 8 --latent-channels 16 --batch-size 8 --augment flip --test-every 1000 --iterations 3 --log-every 1"
-            r = runShell("launch/run -n 2 -- \(viscoin) --run \(d)/viscoin-one-host", timeout: 600)
-            #expect(r.status == 0, "\(r.output)")
-            r = runShell(SimulatedCluster.run(2, "", "\(viscoin) --run \(d)/viscoin-two-hosts"), timeout: 600)
-            #expect(r.status == 0, "\(r.output)")
-            let viscoinHashes = hashes("\(d)/viscoin-one-host/checkpoints")
-            #expect(viscoinHashes.contains("concept_extractor:") && viscoinHashes.contains("gan_optimizer:"), "\(viscoinHashes)")
-            #expect(hashes("\(d)/viscoin-two-hosts/checkpoints") == viscoinHashes)
+            expectBitwiseSameOnOneHostAndTwo(viscoin, run: "viscoin", parts: ["concept_extractor:", "gan_optimizer:"])
         }
     }
 

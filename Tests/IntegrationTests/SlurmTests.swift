@@ -38,11 +38,7 @@ enum LocalSLURM {
 
 @Suite(.serialized, .enabled("needs root and SLURM (slurm-wlm, munge)") { LocalSLURM.available })
 struct SlurmTests {
-    static let dir: String = {
-        let d = "/tmp/viscoin-it-slurm-\(UInt64.random(in: 0...UInt64.max))"
-        try? Files.createDirectory(d)
-        return d
-    }()
+    static let dir = makeTestFolder("slurm")
     static let prepared: (path: String, result: ProcessResult) = {
         let path = dir + "/demo"
         return (path, runShell(".build/release/viscoin prepare demo --out \(path) --count 900 --size 32 --seed 1"))
@@ -63,9 +59,8 @@ struct SlurmTests {
         try #require(Self.prepared.result.status == 0, "prepare demo failed: \(Self.prepared.result.output)")
     }
 
-    func hashes(_ run: String) -> String {
-        runShell(".build/release/viscoin inspect \(Self.dir)/\(run)/checkpoints --hash").output
-            .split(separator: "\n").filter { $0.contains("xxh64") }.joined(separator: "\n")
+    func hashes(_ run: String, sourceLocation: SourceLocation = #_sourceLocation) -> String {
+        checkpointHashes("\(Self.dir)/\(run)/checkpoints", sourceLocation: sourceLocation)
     }
 
     @Test func sbatchStartsOneWorldOfTwoThroughSrunAndMatchesMpirun() throws {
