@@ -1,7 +1,7 @@
 // `viscoin bench models`: ResNet-50 training step (forward, backward, Adam) and inference
 // images/s at 224 and 256; StyleGAN2 generator inference and one G step (G forward, D forward,
-// backward) images/s for the `auto` 256px and the tiny preset; resident memory and minor page
-// faults of the process.
+// backward) and one D step on reals with R1 images/s for the `auto` 256px and the tiny preset;
+// resident memory and minor page faults of the process.
 import ArgumentParser
 import Common
 import Communication
@@ -121,6 +121,24 @@ func benchStyleGAN(_ config: StyleGAN2Config, name: String, batch: Int, steps: I
     }
     report.add("\(name) G step (G fwd, D fwd, backward)", Double(batch) / gstep, "images/s",
                [("step_ms", .double(gstep * 1000)), ("minor_faults_per_step", .double(Double(faults)))])
+    // The D step on reals with the R1 penalty (stylegan2-ada's Dreg phase without augmentation):
+    // D forward, the gradient of the logits with respect to the images (graph kept), backward
+    // through both, Adam on D.
+    g.freeze()
+    d.freeze(false)
+    let dOptimizer = BenchAdam(d.parameters)
+    let reals = rng.uniform([batch, 3, config.resolution, config.resolution], low: -1, high: 1)
+    let dstep = timeSteps(steps) {
+        let before = resourceUsage().minorFaults
+        let x = reals.detach().requiringGrad()
+        let (logits, _, penalty) = StyleGAN2Loss.r1(images: x) { d($0) }
+        let loss = (logits.reshaped([batch]) * 0 + penalty * Float(0.8192 / 2)).mean()
+        Autograd.backward([loss])
+        dOptimizer.step()
+        faults = resourceUsage().minorFaults - before
+    }
+    report.add("\(name) D real + R1 step", Double(batch) / dstep, "images/s",
+               [("step_ms", .double(dstep * 1000)), ("minor_faults_per_step", .double(Double(faults)))])
 }
 
 /// A minimal Adam for the benchmarks (the training engine has the full optimizer).
