@@ -3,8 +3,9 @@
 // classification with a StyleGAN2 generator.
 //
 // Layers, bottom to top:
-//   C system libraries  COpenMPI COpenBLAS CZstd CPNG CJPEG CTIFF
+//   C system libraries  COpenMPI COpenBLAS COneDNN CZstd CPNG CJPEG CTIFF
 //   C shims             CMPIShim (MPI calls Swift cannot import) CImageCodecs (setjmp-safe codecs)
+//                       CConvShim (oneDNN direct convolutions behind our NCHW layout)
 //   Swift foundations   Common LinearAlgebra Communication ImageCodecs Zstd SafeTensors
 //   Tensor core         TensorCore (tensors, autograd, operators, kernels)
 //   Models              NN (modules, layers) Models (ResNet, StyleGAN2, VisCoIN, Inception, LPIPS) FeatureMetrics (FID/KID)
@@ -30,6 +31,7 @@ let package = Package(
         // C system libraries (found with pkg-config; Debian package names in `providers`).
         .systemLibrary(name: "COpenMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "COneDNN", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg-dev"])]),
@@ -38,17 +40,18 @@ let package = Package(
         // C shims.
         .target(name: "CMPIShim", dependencies: ["COpenMPI"]),
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG", "CTIFF"]),
+        .target(name: "CConvShim", dependencies: ["COneDNN"]),
 
         // Swift foundations.
         .target(name: "Common"),
-        .target(name: "LinearAlgebra", dependencies: ["COpenBLAS"]),
+        .target(name: "LinearAlgebra", dependencies: ["COpenBLAS", "COneDNN"]),
         .target(name: "Communication", dependencies: ["CMPIShim", "Common"]),
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs", "Common"]),
         .target(name: "Zstd", dependencies: ["CZstd", "Common"]),
         .target(name: "SafeTensors", dependencies: ["Common", "Zstd"]),
 
         // Tensor core: tensors, autograd with higher-order gradients, CPU kernels.
-        .target(name: "TensorCore", dependencies: ["LinearAlgebra", "SafeTensors", "Common"]),
+        .target(name: "TensorCore", dependencies: ["LinearAlgebra", "SafeTensors", "Common", "CConvShim"]),
 
         // Modules with PyTorch state-dict names, and the models built from them.
         .target(name: "NN", dependencies: ["TensorCore", "SafeTensors"]),
@@ -86,10 +89,10 @@ let package = Package(
             name: "FoundationTests",
             dependencies: ["Common", "LinearAlgebra", "Communication", "ImageCodecs", "Zstd", "SafeTensors"]
         ),
-        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common"]),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common", "LinearAlgebra"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "FeatureMetrics", "NN", "TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "DatasetTests", dependencies: ["Datasets", "ImageCodecs", "TensorCore", "Communication", "Common", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Evaluation", "Datasets", "Models", "NN", "TensorCore", "Communication", "Common", "TestSupport"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["Common", "SafeTensors"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["Common", "SafeTensors", "LinearAlgebra"]),
     ]
 )

@@ -7,7 +7,7 @@ VISCOIN_ROOT="${VISCOIN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
 VISCOIN_BIN="${VISCOIN_BIN:-$VISCOIN_ROOT/.build/release/viscoin}"
 
 # Debian package names the build and the tests need.
-VISCOIN_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev libjpeg-dev libzstd-dev libtiff-dev pkgconf)
+VISCOIN_PACKAGES=(libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev libpng-dev libjpeg-dev libzstd-dev libtiff-dev pkgconf)
 # What the tests need besides: a headless browser for the explorer's page test, ss and ip
 # (iproute2) for the simulated cluster, a single-machine SLURM (slurm-wlm, munge).
 VISCOIN_TEST_PACKAGES=(chromium iproute2 slurm-wlm munge)
@@ -55,12 +55,10 @@ viscoin_build_release() {
     rm -f "$log"
 }
 
-# OpenBLAS 0.3.21 does not recognise recent Xeons and falls back to slow generic kernels;
-# choose the AVX-512 kernels when the CPU has them (the binary also does this by re-exec).
-# Idle OpenBLAS threads sleep at once instead of spinning on the core our kernels need.
+# Idle OpenBLAS and OpenMP (oneDNN) threads sleep at once instead of spinning on the core our
+# kernels need. The
+# kernel family is the binary's choice (VISCOIN_BLAS_CORE, default auto: the best family the
+# CPU supports, after a float64 self-check, whatever OPENBLAS_CORETYPE the environment pins).
 viscoin_blas_coretype() {
-    if [ -z "${OPENBLAS_CORETYPE:-}" ] && grep -q -w avx512f /proc/cpuinfo 2>/dev/null; then
-        export OPENBLAS_CORETYPE=SkylakeX
-    fi
-    export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}"
+    export OPENBLAS_THREAD_TIMEOUT="${OPENBLAS_THREAD_TIMEOUT:-4}" OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 }

@@ -6,6 +6,8 @@ public enum EnvironmentSettings {
     static let checks: [(String, String, @Sendable (String) -> Bool)] = [
         ("VISCOIN_THREADS", "an integer between 1 and 1024", { Int($0).map { (1...1024).contains($0) } ?? false }),
         ("VISCOIN_POOL_MB", "a whole number of MiB (0 or more)", { Int($0).map { $0 >= 0 && $0 < 1 << 40 } ?? false }),
+        ("VISCOIN_CONV", "onednn or im2col", { $0 == "onednn" || $0 == "im2col" }),
+        ("VISCOIN_GEMM", "onednn or openblas", { $0 == "onednn" || $0 == "openblas" }),
         ("VISCOIN_FORCE_MPI", "0 or 1", { $0 == "0" || $0 == "1" }),
         ("VISCOIN_DDP_MODE", "blocking or nonblocking", { $0 == "blocking" || $0 == "nonblocking" }),
         ("VISCOIN_FAULT_STEP", "a step number (1 or more)", { Int($0).map { $0 >= 1 } ?? false }),

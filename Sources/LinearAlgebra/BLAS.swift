@@ -1,8 +1,49 @@
-// A thin Swift layer over OpenBLAS: single-precision GEMM with every transpose case and
-// explicit leading dimensions, the thread-count setting, and what OpenBLAS reports about itself.
+// A thin Swift layer over the matrix-product libraries: single-precision GEMM with every
+// transpose case and explicit leading dimensions, on OpenBLAS (default) or oneDNN's sgemm
+// (VISCOIN_GEMM=onednn, opt-in: about 5% faster ResNet-50 steps on AVX2, but its different
+// summation order moved one full ResNet-50 golden case outside its tolerance); the thread-count
+// setting of both; what OpenBLAS reports about itself. LAPACK and dgemm stay on OpenBLAS.
+import COneDNN
 import COpenBLAS
+import Synchronization
+
+/// The library behind `BLAS.sgemm`.
+public enum GEMMLibrary: String, Sendable, CaseIterable {
+    case onednn, openblas
+
+    /// VISCOIN_GEMM (openblas or onednn; default openblas). An unknown value is refused at start.
+    public static var fromEnvironment: GEMMLibrary {
+        getenv("VISCOIN_GEMM").flatMap { GEMMLibrary(rawValue: String(cString: $0)) } ?? .openblas
+    }
+}
 
 public enum BLAS {
+    /// The library chosen for this process.
+    public static let configuredGEMM: GEMMLibrary = .fromEnvironment
+
+    /// A library for the work of one task (the tests compare both):
+    /// `BLAS.$gemmOverride.withValue(.openblas) { ... }`.
+    @TaskLocal public static var gemmOverride: GEMMLibrary?
+
+    /// The library `sgemm` calls here.
+    public static var gemm: GEMMLibrary { gemmOverride ?? configuredGEMM }
+
+    /// Floating-point operations (2 per multiply-add) of every sgemm and oneDNN convolution so
+    /// far, for the benchmarks' GFLOP/s and fraction of the sgemm peak.
+    public static let flopCounter = Atomic<UInt64>(0)
+
+    public static var countedFLOPs: Double { Double(flopCounter.load(ordering: .relaxed)) }
+
+    /// The sgemm library and its kernels, for benchmark lines and `viscoin env`.
+    public static var gemmDescription: String {
+        switch gemm {
+        case .onednn:
+            let v = dnnl_version()!.pointee
+            return "oneDNN \(v.major).\(v.minor).\(v.patch) sgemm"
+        case .openblas: return "OpenBLAS sgemm (\(coreType))"
+        }
+    }
+
     /// `C = alpha * op(A) * op(B) + beta * C`, row-major. `op(A)` is `m x k`, `op(B)` is `k x n`,
     /// `C` is `m x n`. `lda`, `ldb`, `ldc` are the row strides of the stored (untransposed) matrices.
     @inline(__always)
@@ -22,9 +63,19 @@ public enum BLAS {
             }
             return
         }
-        cblas_sgemm(
-            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        flopCounter.wrappingAdd(2 * UInt64(m) * UInt64(n) * UInt64(k), ordering: .relaxed)
+        switch gemm {
+        case .onednn:
+            // Row-major like ours. It only fails for invalid arguments, which the checks above
+            // and the callers' shapes exclude.
+            let status = dnnl_sgemm(CChar(transposeA ? 84 : 78), CChar(transposeB ? 84 : 78), Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda),
+                                    b, Int64(ldb), beta, c, Int64(ldc))
+            precondition(status == dnnl_success, "dnnl_sgemm failed (\(status)) for \(m)x\(n)x\(k)")
+        case .openblas:
+            cblas_sgemm(
+                CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
     }
 
     /// Convenience overload with contiguous leading dimensions.
@@ -52,9 +103,13 @@ public enum BLAS {
 
     /// Number of threads OpenBLAS uses for one call. Under mpirun with one core per rank,
     /// OpenBLAS is limited by the binding whatever this says.
+    /// oneDNN's OpenMP threads follow the same count (set from the thread that calls sgemm).
     public static var threadCount: Int {
         get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        set {
+            openblas_set_num_threads(Int32(max(1, newValue)))
+            omp_set_num_threads(Int32(max(1, newValue)))
+        }
     }
 
     /// The kernel family OpenBLAS selected for this CPU (e.g. "Cooperlake").
@@ -80,22 +135,27 @@ import Glibc
 extension BLAS {
     /// OpenBLAS reads two settings when the library loads, so they must be in the environment
     /// before the process starts; this re-executes the program once with them when missing:
-    /// - OPENBLAS_CORETYPE: OpenBLAS 0.3.21 does not recognise recent Xeons (e.g. family 6 model
-    ///   207) and falls back to its generic "Prescott" kernels, 2-3x slower than its AVX-512
-    ///   kernels; on such a CPU with AVX-512 we select "SkylakeX" (measured fastest here).
+    /// - OPENBLAS_CORETYPE, as VISCOIN_BLAS_CORE asks (see BLASKernels): by default the best
+    ///   kernel family the CPU supports when the loaded one is slower, after a float64 self-check.
+    ///   (OpenBLAS 0.3.21 also does not recognise recent Xeons, e.g. family 6 model 207, and
+    ///   falls back to its generic "Prescott" kernels, 2-3x slower.)
     /// - OPENBLAS_THREAD_TIMEOUT=4: idle OpenBLAS worker threads sleep almost at once instead of
     ///   spinning in sched_yield for ~0.1 s, which stole the second core from our own kernels
     ///   between GEMMs (measured: ResNet-50 training step 2.9 -> 3.5 images/s).
+    /// - OMP_WAIT_POLICY=PASSIVE, the same for oneDNN's OpenMP threads.
     /// Call it first in main. Set VISCOIN_NO_REEXEC=1 to disable.
     public static func reexecWithTunedSettingsIfNeeded() {
-        guard getenv("VISCOIN_NO_REEXEC") == nil else { return }
-        var changed = false
-        if getenv("OPENBLAS_CORETYPE") == nil, coreType == "Prescott", cpuFlags.contains("avx512f") {
-            setenv("OPENBLAS_CORETYPE", "SkylakeX", 1)
-            changed = true
-        }
+        let verifying = getenv("VISCOIN_BLAS_VERIFY") != nil
+        guard getenv("VISCOIN_NO_REEXEC") == nil || verifying else { return }
+        var changed = BLASKernels.prepareEnvironment()
         if getenv("OPENBLAS_THREAD_TIMEOUT") == nil {
             setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1)
+            changed = true
+        }
+        // oneDNN's OpenMP threads likewise sleep between calls instead of spinning (measured:
+        // ResNet-50 inference 7.2 -> 10.0 images/s with oneDNN's sgemm).
+        if getenv("OMP_WAIT_POLICY") == nil {
+            setenv("OMP_WAIT_POLICY", "PASSIVE", 1)
             changed = true
         }
         guard changed else { return }

@@ -5,6 +5,7 @@ import ArgumentParser
 import Common
 import Communication
 import LinearAlgebra
+import TensorCore
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,7 +49,10 @@ final class BenchReport {
             ("threads", JSONValue(threads)),
             ("batch", batch.map { JSONValue($0) } ?? .null),
             ("host", .string(communicator.hostName)),
+            ("gemm", .string(BLAS.gemmDescription)),
+            ("conv", .string(ConvBackend.current.rawValue)),
             ("blas_core", .string(BLAS.coreType)),
+            ("blas_kernels", .string(BLASKernels.selection)),
             ("time", .string(Console.timestamp())),
         ]
         s.append(contentsOf: extra)
@@ -62,6 +66,7 @@ final class BenchReport {
     }
 
     func print(json: Bool) {
+        if let warning = BLASKernels.warning { Console.error("warning: \(warning)") }
         if json {
             for m in measurements {
                 var members: [(String, JSONValue)] = [("bench", .string(title)), ("name", .string(m.name)), ("value", .double(m.value)), ("unit", .string(m.unit))]
@@ -70,7 +75,7 @@ final class BenchReport {
                 Console.print(JSONValue.object(members).serialized())
             }
         } else {
-            let settingText = settings.filter { $0.0 != "time" }.map { "\($0.0)=\($0.1.stringValue ?? $0.1.serialized())" }.joined(separator: " ")
+            let settingText = settings.filter { $0.0 != "time" && $0.0 != "blas_kernels" }.map { "\($0.0)=\($0.1.stringValue ?? $0.1.serialized())" }.joined(separator: " ")
             var text = "\(title) (\(settingText))\n"
             // Array-valued extras (e.g. per-rank lists) only go to the JSON output.
             let extraKeys = measurements.flatMap { $0.extra.filter { $0.1.arrayValue == nil }.map(\.0) }

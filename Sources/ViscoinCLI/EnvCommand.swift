@@ -5,6 +5,7 @@ import Common
 import Communication
 import ImageCodecs
 import LinearAlgebra
+import TensorCore
 import Zstd
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +18,19 @@ struct EnvCommand: ParsableCommand {
 
     @OptionGroup var runtime: RuntimeOptions
 
+    @Flag(name: .long, help: "Measure sgemm 1024^3 with the loaded OpenBLAS kernels and with the best family this CPU supports (one process each).")
+    var compareKernels = false
+
+    @Flag(name: .long, help: ArgumentHelp(visibility: .private))
+    var sgemmProbe = false
+
     func run() throws {
+        if sgemmProbe {  // the child of --compare-kernels: one figure on stdout
+            BLAS.threadCount = Runtime.resolveThreads(runtime.threads)
+            Console.print(Console.fixed(BLASKernels.sgemmGFLOPs(), 1))
+            return
+        }
+        let compare = compareKernels
         try Runtime.run(threads: runtime.threads) { comm, threads in
             let line = "rank \(comm.rank)/\(comm.size) host \(comm.hostName) pid \(getpid()) threads \(threads) blas-threads \(BLAS.threadCount)"
             let lines = try comm.allGather(string: line)
@@ -25,8 +38,12 @@ struct EnvCommand: ParsableCommand {
                 var out = "viscoin environment\n"
                 out += "  communicator: \(comm.implementation), world size \(comm.size)\n"
                 out += "  cpu: \(cpuModel()), \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) online cores\n"
+                out += "  sgemm: \(BLAS.gemmDescription) (VISCOIN_GEMM=\(environment("VISCOIN_GEMM") ?? "openblas, the default")); convolutions: \(ConvBackend.current.rawValue) (VISCOIN_CONV)\n"
                 out += "  openblas: \(BLAS.configuration)\n"
-                out += "  openblas core type: \(BLAS.coreType) (OPENBLAS_CORETYPE=\(environment("OPENBLAS_CORETYPE") ?? "auto"))\n"
+                out += "  openblas core type: \(BLAS.coreType) (OPENBLAS_CORETYPE=\(environment("OPENBLAS_CORETYPE") ?? "unset"))\n"
+                out += "  blas kernels: \(BLASKernels.selection); VISCOIN_BLAS_CORE=\(environment("VISCOIN_BLAS_CORE") ?? "auto (default)"); best for this CPU: \(BLASKernels.best() ?? "not ranked")\n"
+                if let warning = BLASKernels.warning { out += "  warning: \(warning)\n" }
+                if compare { out += try kernelComparison(threads: threads) }
                 out += "  zstd: \(Zstd.version)\n"
                 out += "  image codecs: \(ImageCodec.libraryVersions)\n"
                 out += "  ranks:\n"
@@ -55,4 +72,62 @@ extension Substring {
         while let l = s.last, set.contains(l) { s.removeLast() }
         return String(s)
     }
+}
+
+/// sgemm 1024^3 GFLOP/s of the loaded kernels and of the CPU's best family, each measured by a
+/// child process (OpenBLAS picks its kernels when it loads).
+func kernelComparison(threads: Int) throws -> String {
+    var families = [BLAS.coreType]
+    if let best = BLASKernels.best(), !families.contains(best) { families.append(best) }
+    var out = "  sgemm 1024^3, \(threads) threads:\n"
+    var figures: [Double] = []
+    for family in families {
+        let text = try runSelf(["env", "--sgemm-probe", "--threads", "\(threads)"],
+                               environment: ["OPENBLAS_CORETYPE": family, "VISCOIN_BLAS_CORE": "inherit", "VISCOIN_NO_REEXEC": "1"])
+        guard let gflops = Double(Substring(text).trimmingCharacters(in: " \n")) else { throw BLASKernelsError(message: "the sgemm probe with \(family) printed '\(text)'") }
+        figures.append(gflops)
+        out += "    \(family): \(Console.fixed(gflops, 1)) GFLOP/s\n"
+    }
+    if figures.count == 2 { out += "    the loaded kernels reach \(Console.fixed(100 * figures[0] / figures[1], 0))% of \(families[1])'s\n" }
+    return out
+}
+
+/// Runs this executable with extra environment variables (VISCOIN_BLAS_SELECTION removed) and
+/// returns its standard output; throws when it fails.
+func runSelf(_ arguments: [String], environment extra: [String: String]) throws -> String {
+    var pipe: [Int32] = [0, 0]
+    guard Glibc.pipe(&pipe) == 0 else { throw BLASKernelsError(message: "pipe failed") }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, pipe[1], 1)
+    posix_spawn_file_actions_addclose(&actions, pipe[0])
+    var env: [String] = []
+    var p = environ
+    while let entry = p.pointee {
+        let text = String(cString: entry)
+        let name = String(text.prefix { $0 != "=" })
+        if extra[name] == nil, name != "VISCOIN_BLAS_SELECTION" { env.append(text) }
+        p += 1
+    }
+    for (k, v) in extra { env.append("\(k)=\(v)") }
+    let argv = (["/proc/self/exe"] + arguments).map { strdup($0) } + [nil]
+    let envp = env.map { strdup($0) } + [nil]
+    defer { (argv + envp).forEach { free($0) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, envp)
+    close(pipe[1])
+    guard rc == 0 else { close(pipe[0]); throw BLASKernelsError(message: "cannot start \(arguments.joined(separator: " ")): \(String(cString: strerror(rc)))") }
+    var output = [UInt8]()
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = read(pipe[0], &buffer, buffer.count)
+        if n <= 0 { break }
+        output += buffer[0..<n]
+    }
+    close(pipe[0])
+    var status: Int32 = 0
+    waitpid(pid, &status, 0)
+    guard status == 0 else { throw BLASKernelsError(message: "\(arguments.joined(separator: " ")) failed (status \(status))") }
+    return String(decoding: output, as: UTF8.self)
 }

@@ -23,7 +23,10 @@ enum ViscoinMain {
             Console.error(text)
             Viscoin.exit(withError: code)
         }
-        do { try EnvironmentSettings.validate() } catch {
+        do {
+            try EnvironmentSettings.validate()
+            try BLASKernels.validateEnvironment()
+        } catch {
             Console.error("error: \(error)")
             Viscoin.exit(withError: ExitCode.validationFailure)
         }

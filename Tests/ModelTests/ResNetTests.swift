@@ -160,3 +160,28 @@ private func layerOrder(_ key: String) -> Int {
     let parts = key.split(separator: ".")
     return (Int(parts[0].dropFirst(5)) ?? 0) * 1000 + (Int(parts[1]) ?? 0)
 }
+
+/// Whole networks on the oneDNN convolutions against the im2col reference path: the demo's tiny
+/// ResNet (eval and train mode, with the input gradient) and the tiny generator.
+struct ConvBackendNetworkTests {
+    @Test func tinyResNetAgreesOnBothBackends() {
+        func run(_ backend: ConvBackend, train: Bool) -> (logits: [Float], gx: [Float]) {
+            ConvBackend.$override.withValue(backend) {
+                let model = Classifier(config: ResNetArchitecture.tiny.config, classes: 9, generator: RandomGenerator(seed: 5))
+                model.train(train)
+                let x = RandomGenerator(seed: 6).normal([54, 3, 32, 32]).requiringGrad()
+                let (logits, _) = model(x)
+                logits.square().sum().backward()
+                return (logits.toArray(), x.grad!.toArray())
+            }
+        }
+        for train in [false, true] {
+            let a = run(.onednn, train: train), b = run(.im2col, train: train)
+            let scale = max(1, b.logits.map { abs($0) }.max() ?? 1), gscale = max(1e-6, b.gx.map { abs($0) }.max() ?? 1)
+            let worst = zip(a.logits, b.logits).map { abs($0 - $1) }.max() ?? 0
+            let gworst = zip(a.gx, b.gx).map { abs($0 - $1) }.max() ?? 0
+            #expect(worst <= 1e-4 * scale, "train \(train): logits differ by \(worst) (scale \(scale))")
+            #expect(gworst <= 1e-3 * gscale, "train \(train): input gradients differ by \(gworst) (scale \(gscale))")
+        }
+    }
+}

@@ -1,5 +1,6 @@
 // Convolution kernels (im2col fast paths, multi-image chunks, row bands) against a naive
 // Double-precision loop over many small geometries, including maps smaller than the kernel.
+import LinearAlgebra
 import Testing
 import TensorCore
 
@@ -72,5 +73,71 @@ struct ConvolutionReferenceTests {
         expectClose(y.toArray(), reference.y, "output", t)
         expectClose(x.grad!.toArray(), reference.gx, "input gradient", t)
         expectClose(w.grad!.toArray(), reference.gw, "weight gradient", t)
+    }
+}
+
+/// The oneDNN direct convolutions (the default backend) against the im2col path, the reference
+/// oracle, on shapes like the networks' (3x3, 7x7 stride 2, stride-2 3x3, grouped convolutions
+/// as the fused modulated convolutions, the transposed convolution of the synthesis upsampling),
+/// and against the naive loop on every small case with each backend and sgemm library.
+struct ConvolutionBackendTests {
+    struct Shape: CustomStringConvertible, Sendable {
+        var n, c, h, o, k, stride, pad, groups: Int
+        var description: String { "n\(n) c\(c) \(h)x\(h) o\(o) k\(k) s\(stride) p\(pad) g\(groups)" }
+    }
+
+    static let shapes: [Shape] = [
+        Shape(n: 2, c: 3, h: 32, o: 16, k: 7, stride: 2, pad: 3, groups: 1),
+        Shape(n: 2, c: 16, h: 14, o: 16, k: 3, stride: 1, pad: 1, groups: 1),
+        Shape(n: 3, c: 32, h: 9, o: 24, k: 3, stride: 2, pad: 1, groups: 1),
+        Shape(n: 2, c: 16, h: 10, o: 32, k: 1, stride: 2, pad: 0, groups: 1),
+        Shape(n: 4, c: 64, h: 8, o: 64, k: 3, stride: 1, pad: 1, groups: 4),
+        Shape(n: 2, c: 24, h: 6, o: 8, k: 3, stride: 1, pad: 0, groups: 1),
+    ]
+
+    static func run(_ s: Shape, _ backend: ConvBackend) -> (y: [Float], gx: [Float], gw: [Float], gt: [Float]) {
+        ConvBackend.$override.withValue(backend) {
+            let x = RandomGenerator(seed: 11).normal([s.n, s.c, s.h, s.h]).requiringGrad()
+            let w = RandomGenerator(seed: 12).normal([s.o, s.c / s.groups, s.k, s.k]).requiringGrad()
+            let y = conv2d(x, w, stride: s.stride, padding: s.pad, groups: s.groups)
+            (y * RandomGenerator(seed: 13).normal(y.shape)).sum().backward()
+            // The transposed convolution (StyleGAN2's upsampling conv) of y with w [o, c, k, k].
+            let t = convTranspose2d(y.detach(), w.detach(), stride: s.stride, padding: s.pad)
+            return (y.toArray(), x.grad!.toArray(), w.grad!.toArray(), t.toArray())
+        }
+    }
+
+    func expectClose(_ a: [Float], _ b: [Float], _ what: String, _ s: Shape) {
+        #expect(a.count == b.count)
+        let scale = max(1, b.map { abs(Double($0)) }.max() ?? 1)
+        let worst = zip(a, b).map { abs(Double($0) - Double($1)) }.max() ?? 0
+        #expect(worst <= 2e-5 * scale, "\(what) of \(s): max difference \(worst) (scale \(scale))")
+    }
+
+    @Test(arguments: shapes) func oneDNNMatchesIm2col(_ s: Shape) {
+        let fast = Self.run(s, .onednn), reference = Self.run(s, .im2col)
+        expectClose(fast.y, reference.y, "output", s)
+        expectClose(fast.gx, reference.gx, "input gradient", s)
+        expectClose(fast.gw, reference.gw, "weight gradient", s)
+        if s.groups == 1 { expectClose(fast.gt, reference.gt, "transposed convolution", s) }
+        // Deterministic: the same call gives the same bits.
+        let again = Self.run(s, .onednn)
+        #expect(again.y == fast.y && again.gx == fast.gx && again.gt == fast.gt)
+    }
+
+    @Test func oneDNNRunsItsDirectKernels() {
+        _ = Self.run(Self.shapes[1], .onednn)
+        let used = ConvBackend.lastImplementations
+        #expect(used.forward.hasPrefix("jit") && used.backwardData.hasPrefix("jit"), "\(used)")
+    }
+
+    @Test(arguments: ConvBackend.allCases) func everyBackendMatchesTheNaiveLoop(_ backend: ConvBackend) {
+        for library in GEMMLibrary.allCases {
+            BLAS.$gemmOverride.withValue(library) {
+                ConvBackend.$override.withValue(backend) {
+                    for t in ConvolutionReferenceTests.cases { ConvolutionReferenceTests().matchesNaiveConvolution(t) }
+                }
+            }
+        }
     }
 }

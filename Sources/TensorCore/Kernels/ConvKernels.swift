@@ -1,9 +1,11 @@
-// 2-D convolution kernels on OpenBLAS sgemm: im2col / col2im with contiguous-run copies,
+// 2-D convolution kernels on sgemm (the reference path; ConvBackend may hand the forward pass
+// and the input gradient to oneDNN first): im2col / col2im with contiguous-run copies,
 // direct GEMM for 1x1 stride-1 convolutions, and batching of several images into one GEMM
 // when the output maps are small (deep ResNet layers) so that GEMMs stay large.
 //
 // Conventions: input x [N, C, H, W], weight w [O, C/groups, kh, kw], output y [N, O, OH, OW],
 // correlation (PyTorch conv2d), symmetric zero padding, stride, no dilation.
+import CConvShim
 import LinearAlgebra
 
 /// Geometry of one convolution.
@@ -269,6 +271,7 @@ enum ConvKernels {
 
     /// y = conv(x, w). `y` is overwritten.
     static func forward(x: UnsafePointer<Float>, w: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        if ConvBackend.run(Int32(VCONV_FORWARD), g, input: x, weight: w, output: y) { return }
         let (og, k, p, hw, ow) = (g.og, g.k, g.p, g.h * g.w, g.ow)
         let nb = g.imagesPerChunk
         if g.isPointwise {
@@ -315,6 +318,7 @@ enum ConvKernels {
 
     /// gx = conv^T(gy, w) (the input gradient / transposed convolution). `gx` is overwritten.
     static func inputGrad(gy: UnsafePointer<Float>, w: UnsafePointer<Float>, gx: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        if ConvBackend.run(Int32(VCONV_BACKWARD_DATA), g, input: gy, weight: w, output: gx) { return }
         let (og, k, p, hw, ow) = (g.og, g.k, g.p, g.h * g.w, g.ow)
         let nb = g.imagesPerChunk
         if g.isPointwise {

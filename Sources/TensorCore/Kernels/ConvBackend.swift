@@ -1,0 +1,47 @@
+// Which kernels run a convolution's forward pass and input gradient: our im2col path (default,
+// the reference the tests compare against), or oneDNN's direct (jit) convolutions through the
+// CConvShim (VISCOIN_CONV=onednn, opt-in: 1.1-2x im2col + sgemm on the AVX2 3x3 layers, reorders
+// to its blocked layout included; StyleGAN2 steps 12-17% faster). It is not the default yet:
+// its results differ from im2col's in the last bits, and the demo's tiny VisCoIN pipeline, which
+// is sensitive to that, then failed to learn in the integration test (see the README). Stride-1 1x1 convolutions and every weight gradient stay on sgemm,
+// where oneDNN was measured slower (the reorders of large maps cost more than its kernels
+// gain). VISCOIN_CONV=onednn|im2col; geometries oneDNN has no direct kernel for fall back to
+// im2col.
+import CConvShim
+import Common
+import LinearAlgebra
+
+public enum ConvBackend: String, Sendable, CaseIterable {
+    case onednn, im2col
+
+    /// VISCOIN_CONV (default im2col); an unknown value is refused at start.
+    public static var fromEnvironment: ConvBackend {
+        environment("VISCOIN_CONV").flatMap { ConvBackend(rawValue: $0) } ?? .im2col
+    }
+
+    /// The backend chosen for this process.
+    public static let configured: ConvBackend = .fromEnvironment
+
+    /// A backend for the work of one task (the tests run both side by side):
+    /// `ConvBackend.$override.withValue(.im2col) { ... }`.
+    @TaskLocal public static var override: ConvBackend?
+
+    /// The backend in use here.
+    public static var current: ConvBackend { override ?? configured }
+
+    /// oneDNN's implementation for the last forward and backward-data call ("none" before).
+    public static var lastImplementations: (forward: String, backwardData: String) {
+        (String(cString: vconv_last_implementation(Int32(VCONV_FORWARD))), String(cString: vconv_last_implementation(Int32(VCONV_BACKWARD_DATA))))
+    }
+
+    /// Runs `kind` on oneDNN when it is the backend; false when the caller must run im2col.
+    static func run(_ kind: Int32, _ g: ConvGeometry, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>) -> Bool {
+        guard current == .onednn, !g.isPointwise else { return false }
+        var geometry = vconv_geometry(n: Int32(g.n), c: Int32(g.c), h: Int32(g.h), w: Int32(g.w), o: Int32(g.o), kh: Int32(g.kh), kw: Int32(g.kw),
+                                      sh: Int32(g.strideH), sw: Int32(g.strideW), ph: Int32(g.padH), pw: Int32(g.padW), groups: Int32(g.groups),
+                                      oh: Int32(g.oh), ow: Int32(g.ow))
+        guard vconv_run(kind, &geometry, input, weight, output) == 0 else { return false }
+        BLAS.flopCounter.wrappingAdd(2 * UInt64(g.macs), ordering: .relaxed)
+        return true
+    }
+}

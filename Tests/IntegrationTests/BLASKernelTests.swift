@@ -1,0 +1,78 @@
+// Which OpenBLAS kernels the binary runs (VISCOIN_BLAS_CORE): auto replaces an inherited
+// family slower than the CPU supports after the float64 self-check, and keeps the inherited
+// one when the check fails; inherit keeps it with a warning; a family the CPU cannot run is
+// refused; `env --compare-kernels` measures both.
+import Common
+import Foundation
+import LinearAlgebra
+import Testing
+
+@Suite(.serialized) struct BLASKernelTests {
+    /// A family below the CPU's best one that the CPU still runs (Sandybridge on AVX2 or
+    /// AVX-512 CPUs); nil when the CPU has nothing faster.
+    var slower: String? {
+        guard let best = BLASKernels.best(), (BLASKernels.level(best) ?? 0) > 1, BLASKernels.supports("Sandybridge") else { return nil }
+        return "Sandybridge"
+    }
+
+    @Test func autoReplacesASlowerInheritedFamily() throws {
+        try requireReleaseBinary()
+        guard let slower, let best = BLASKernels.best() else { return }
+        var r = runShell("env OPENBLAS_CORETYPE=\(slower) VISCOIN_BLAS_CORE=auto .build/release/viscoin env")
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("openblas core type: \(best)"), "\(r.output)")
+        #expect(r.output.contains("self-check against float64 passed; instead of OPENBLAS_CORETYPE=\(slower)"), "\(r.output)")
+        #expect(!r.output.contains("warning:"), "\(r.output)")
+        // Unset means auto.
+        r = runShell("env -u VISCOIN_BLAS_CORE OPENBLAS_CORETYPE=\(slower) .build/release/viscoin env")
+        #expect(r.output.contains("openblas core type: \(best)"), "\(r.output)")
+        // A failed self-check keeps the inherited kernels and says why.
+        r = runShell("env OPENBLAS_CORETYPE=\(slower) VISCOIN_BLAS_CORE=auto VISCOIN_BLAS_SELFCHECK_FAIL=1 .build/release/viscoin env")
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("openblas core type: \(slower)"), "\(r.output)")
+        #expect(r.output.contains("kept OPENBLAS_CORETYPE=\(slower): the \(best) kernels failed the float64 self-check"), "\(r.output)")
+        #expect(r.output.contains("warning: OpenBLAS runs its \(slower) kernels"), "\(r.output)")
+    }
+
+    @Test func inheritKeepsTheFamilyAndWarnsWithTheMeasuredCost() throws {
+        try requireReleaseBinary()
+        guard let slower, let best = BLASKernels.best() else { return }
+        let r = runShell("env OPENBLAS_CORETYPE=\(slower) VISCOIN_BLAS_CORE=inherit .build/release/viscoin env --compare-kernels --threads 1")
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("openblas core type: \(slower)"), "\(r.output)")
+        #expect(r.output.contains("warning: OpenBLAS runs its \(slower) kernels (OPENBLAS_CORETYPE=\(slower)) but this CPU supports \(best)"), "\(r.output)")
+        #expect(r.output.contains("\(slower): ") && r.output.contains("\(best): ") && r.output.contains("% of \(best)'s"), "\(r.output)")
+        // The benchmarks say it too, and record the kernels in every line.
+        let bench = runShell("env OPENBLAS_CORETYPE=\(slower) VISCOIN_BLAS_CORE=inherit .build/release/viscoin bench blas --allreduce-only --json --repeats 1")
+        #expect(bench.status == 0, "\(bench.output)")
+        #expect(bench.output.contains("warning: OpenBLAS runs its \(slower) kernels"), "\(bench.output)")
+        #expect(bench.output.contains("\"blas_core\":\"\(slower)\""), "\(bench.output)")
+    }
+
+    @Test func namedFamiliesAndBadValues() throws {
+        try requireReleaseBinary()
+        var r = runShell("env VISCOIN_BLAS_CORE=Haswell OPENBLAS_CORETYPE=Sandybridge .build/release/viscoin env")
+        if BLASKernels.supports("Haswell") {
+            #expect(r.status == 0 && r.output.contains("openblas core type: Haswell") && r.output.contains("(VISCOIN_BLAS_CORE=Haswell)"), "\(r.output)")
+        }
+        r = runShell("env VISCOIN_BLAS_CORE=fastest .build/release/viscoin env")
+        #expect(r.status == 64 && r.output.contains("error: VISCOIN_BLAS_CORE='fastest': must be auto, inherit or a kernel family"), "\(r.output)")
+        if !BLASKernels.supports("SkylakeX") {
+            r = runShell("env VISCOIN_BLAS_CORE=SkylakeX .build/release/viscoin env")
+            #expect(r.status == 64 && r.output.contains("error: VISCOIN_BLAS_CORE=SkylakeX: this CPU lacks avx512f"), "\(r.output)")
+        }
+    }
+
+    @Test func theSelfCheckPassesOnTheLoadedKernelsAndCatchesAWrongProduct() {
+        #expect(BLASKernels.selfCheck() == nil)
+        #expect(BLASKernels.mode(nil) == .auto && BLASKernels.mode("inherit") == .inherit && BLASKernels.mode("skylakex") == .family("SkylakeX"))
+        #expect(BLASKernels.mode("avx9") == nil)
+        // The plan: auto upgrades only a slower family; inherit never changes anything.
+        let avx2: Set<String> = ["avx", "avx2", "fma", "sse3", "ssse3", "sse4_2"]
+        #expect(BLASKernels.plan(mode: .auto, current: "Sandybridge", flags: avx2)?.family == "Haswell")
+        #expect(BLASKernels.plan(mode: .auto, current: "Zen", flags: avx2) == nil)
+        #expect(BLASKernels.plan(mode: .inherit, current: "Prescott", flags: avx2) == nil)
+        #expect(BLASKernels.plan(mode: .auto, current: "Haswell", flags: avx2.union(["avx512f", "avx512vl", "avx512bw", "avx512dq"]))?.family == "SkylakeX")
+        #expect(BLASKernels.plan(mode: .family("SkylakeX"), current: "Haswell", flags: avx2) == nil)
+    }
+}
