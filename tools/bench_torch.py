@@ -14,10 +14,16 @@ stylegan2-ada checkout) and do what the reference implementations do on the CPU:
     on reals with the R1 penalty (double backward, as the reference's Dreg phase);
     upfirdn2d and bias_act are the reference's CPU ("ref") implementations.
 
-Each measurement is one warm-up then the median of --steps timed steps, the same rule as ours.
-Output: one JSON object per line with the same names as `viscoin bench models --json`.
+  * with --only viscoin, one VisCoIN training iteration at 256 px (viscoin.md 7: f = ResNet-50
+    frozen in eval mode, run on the real + synthetic batch and on the reconstruction; Psi; Theta;
+    the adapted mapping into the frozen synthesis network in training mode; LPIPS-VGG; every loss
+    term; backward; both Adam steps), timed part by part like `viscoin bench viscoin`, and the
+    evaluation forward pass.
 
-usage: python tools/bench_torch.py [--threads 2] [--batch 8] [--steps 3] [--only all]
+Each measurement is one warm-up then the median of --steps timed steps, the same rule as ours.
+Output: one JSON object per line with the same names as `viscoin bench models|viscoin --json`.
+
+usage: python tools/bench_torch.py [--threads 2] [--batch 8] [--steps 3] [--only all|resnet|stylegan|tiny|viscoin]
                                    [--resolutions 224,256] [--label default]
 """
 import argparse
@@ -69,8 +75,16 @@ class ResNet50(nn.Module):
         self.linear = nn.Linear(2048, classes)
 
     def forward(self, x):
-        x = self.layers(self.stem(x))
-        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        return self.classify(x)[0]
+
+    def classify(self, x):
+        """Logits and the outputs of the four stages (VisCoIN's Psi reads the last three)."""
+        x, hidden = self.stem(x), []
+        for i, block in enumerate(self.layers):
+            x = block(x)
+            if i in (2, 6, 12, 15):
+                hidden.append(x)
+        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1)), hidden
 
 
 # --- StyleGAN2-ADA (reference CPU paths) -------------------------------------------------------
@@ -159,6 +173,10 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, f=None, dem
     return x if noise is None else x + noise
 
 
+def normalize_2nd_moment(x, eps=1e-8):
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
 class FC(nn.Module):
     def __init__(self, cin, cout, act="linear", lr_mul=1.0, bias_init=0.0):
         super().__init__()
@@ -239,17 +257,21 @@ class Generator(nn.Module):
         self.num_ws = 2 * len(self.blocks)
 
     def forward(self, z):
-        w = z * (z.square().mean(dim=1, keepdim=True) + 1e-8).rsqrt()
+        w = normalize_2nd_moment(z)
         for layer in self.mapping:
             w = layer(w)
+        return self.synthesis(w.unsqueeze(1).expand(-1, self.num_ws, -1))
+
+    def synthesis(self, ws):
+        """ws [N, num_ws, w_dim]: block i reads ws[2i-1] (conv0), ws[2i] (conv1), ws[2i+1] (torgb)."""
         fused = not self.training
-        x = self.const.unsqueeze(0).repeat([z.shape[0], 1, 1, 1])
+        x = self.const.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         img = None
         for i, block in enumerate(self.blocks):
             if i > 0:
-                x = block.conv0(x, w, fused)
-            x = block.conv1(x, w, fused)
-            y = block.torgb(x, w, fused)
+                x = block.conv0(x, ws[:, 2 * i - 1], fused)
+            x = block.conv1(x, ws[:, 2 * i], fused)
+            y = block.torgb(x, ws[:, 2 * i + 1], fused)
             img = y if img is None else upfirdn2d(img, self.f, up=2, padding=(2, 1, 2, 1), gain=4) + y
         return img
 
@@ -289,6 +311,157 @@ class Discriminator(nn.Module):
         y = (y + 1e-8).sqrt().mean(dim=[2, 3, 4]).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)
         x = self.conv(torch.cat([x, y], dim=1))
         return self.out(self.fc(x.flatten(1)))
+
+
+# --- VisCoIN (viscoin.md): Psi, Theta, the adapted mapping, LPIPS-VGG ---------------------------
+
+class ConceptExtractor(nn.Module):
+    def __init__(self, concepts=256, latent=512, inputs=(512, 1024, 2048)):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs[0], latent, 5, 4, 2)
+        self.conv2 = nn.Conv2d(inputs[1], latent, 3, 2, 1)
+        self.conv3 = nn.Conv2d(inputs[2], latent, 3, 1, 1)
+        self.conv4 = nn.Conv2d(3 * latent, 3 * latent, 3, 1, 1)
+        self.conv5 = nn.Conv2d(3 * latent, concepts, 1)
+        self.pool = nn.AdaptiveAvgPool2d(3)
+        self.linear1 = nn.Linear(27 * latent, 9 * concepts)
+        self.linear2 = nn.Linear(9 * concepts, 9 * concepts, bias=False)
+
+    def forward(self, h2, h3, h4):
+        x = torch.cat([F.relu(self.conv1(h2)), F.relu(self.conv2(h3)), F.relu(self.conv3(h4))], dim=1)
+        u = F.relu(self.conv4(x))
+        phi = self.pool(F.relu(self.conv5(u)))
+        return phi, F.relu(self.linear2(F.relu(self.linear1(self.pool(u).flatten(1)))))
+
+
+class Explainer(nn.Module):
+    def __init__(self, concepts=256, classes=200):
+        super().__init__()
+        self.dropout = nn.Dropout(0.01)
+        self.linear = nn.Linear(concepts, classes)
+
+    def forward(self, phi):
+        return self.linear(F.adaptive_max_pool2d(self.dropout(phi), 1).flatten(1))
+
+
+class MappingAdapted(nn.Module):
+    def __init__(self, z_dim=2304, w_dim=512, num_ws=14, coarse=2, mid=10):
+        super().__init__()
+        self.s = nn.ModuleList([FC(z_dim, w_dim, "lrelu", lr_mul=0.01) for _ in range(num_ws)])
+        self.fixed_w_avg = nn.Parameter(torch.zeros(w_dim))
+        self.coarse, self.mid = coarse, mid
+
+    def forward(self, phi, phi_prime):
+        a1, a2 = normalize_2nd_moment(phi.flatten(1)), normalize_2nd_moment(phi_prime)
+        ws = torch.stack([s(a2 if (i < self.coarse or i > self.mid) else a1) for i, s in enumerate(self.s)], dim=1)
+        return ws + self.fixed_w_avg
+
+
+class LPIPS(nn.Module):
+    """LPIPS-VGG 0.1 (metrics.md 4): scaling, VGG16 features tapped at 5 points, 1x1 heads."""
+    def __init__(self):
+        super().__init__()
+        cfg = [[64, 64], ["M", 128, 128], ["M", 256, 256, 256], ["M", 512, 512, 512], ["M", 512, 512, 512]]
+        self.slices, cin = nn.ModuleList(), 3
+        for part in cfg:
+            layers = []
+            for c in part:
+                if c == "M":
+                    layers.append(nn.MaxPool2d(2, 2))
+                else:
+                    layers += [nn.Conv2d(cin, c, 3, 1, 1), nn.ReLU()]
+                    cin = c
+            self.slices.append(nn.Sequential(*layers))
+        self.lins = nn.ModuleList([nn.Conv2d(c, 1, 1, bias=False) for c in (64, 128, 256, 512, 512)])
+        self.register_buffer("shift", torch.tensor([-0.030, -0.088, -0.188]).reshape(1, 3, 1, 1))
+        self.register_buffer("scale", torch.tensor([0.458, 0.448, 0.450]).reshape(1, 3, 1, 1))
+
+    def forward(self, x0, x1):
+        n = x0.shape[0]
+        x = (torch.cat([x0, x1]) - self.shift) / self.scale
+        total = 0
+        for sl, lin in zip(self.slices, self.lins):
+            x = sl(x)
+            f = x / (x.square().sum(dim=1, keepdim=True).sqrt() + 1e-10)
+            total = total + lin((f[:n] - f[n:]).square()).mean(dim=[2, 3], keepdim=True)
+        return total
+
+
+def cross_cross_entropy(pred, target):
+    return -(target.softmax(dim=1) * pred.log_softmax(dim=1)).sum(dim=1).mean()
+
+
+def concept_regularization(phi):
+    a = phi.amax(dim=[2, 3])
+    return F.normalize(a, dim=1).abs().mean() + phi.abs().mean()
+
+
+def concept_orthogonality(w):
+    w = F.normalize(w.flatten(1), dim=1).abs()
+    k = w.shape[0]
+    return ((w @ w.t()).sum() - k) / k ** 2
+
+
+def bench_viscoin(args, report):
+    """One VisCoIN training iteration part by part, as `viscoin bench viscoin` times it."""
+    torch.manual_seed(3)
+    f, g, psi, theta, mapping, lpips = ResNet50(), Generator(256), ConceptExtractor(), Explainer(), MappingAdapted(), LPIPS()
+    for module in (f, g, lpips):
+        module.requires_grad_(False)
+    f.eval(); lpips.eval(); g.train(); psi.train(); theta.train()
+    mean = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
+    classify = lambda x: f.classify(((x + 1) / 2 - mean) / std)
+    opt = torch.optim.Adam(list(psi.parameters()) + list(theta.parameters()), lr=1e-4)
+    gan_opt = torch.optim.Adam(mapping.parameters(), lr=1e-4)
+    b = args.batch
+    real = torch.rand(b, 3, 256, 256) * 2 - 1
+    labels = torch.arange(b) % 200
+    parts = {"synthetic": [], "forward": [], "backward": [], "step": []}
+    for iteration in range(max(2, args.steps + 1)):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            synthetic = g(torch.randn(b, g.z_dim))
+        t1 = time.perf_counter()
+        x = torch.cat([real, synthetic])
+        logits, hidden = classify(x)
+        phi, phi_prime = psi(*hidden[-3:])
+        logits_theta = theta(phi)
+        ws = mapping(phi, phi_prime)
+        rebuilt = g.synthesis(ws)
+        logits_rec, _ = classify(rebuilt)
+        with torch.no_grad():
+            acc = F.cross_entropy(logits[:b], labels)
+        total = (acc + 0.2 * concept_regularization(phi) + 0.5 * cross_cross_entropy(logits_theta, logits.detach())
+                 + concept_orthogonality(psi.conv5.weight)
+                 + F.l1_loss(rebuilt, x) + F.mse_loss(rebuilt, x) + 0.1 * cross_cross_entropy(logits_rec, logits.detach())
+                 + 3.0 * lpips(rebuilt, x).mean() + (ws - mapping.fixed_w_avg.detach()).square().mean())
+        t2 = time.perf_counter()
+        total.backward()
+        t3 = time.perf_counter()
+        opt.step(); gan_opt.step(); opt.zero_grad(set_to_none=True); gan_opt.zero_grad(set_to_none=True)
+        t4 = time.perf_counter()
+        if iteration > 0:  # the first iteration warms up
+            for key, value in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                parts[key].append(value)
+        del x, logits, hidden, phi, phi_prime, logits_theta, ws, rebuilt, logits_rec, total
+    med = {k: sorted(v)[len(v) // 2] for k, v in parts.items()}
+    report.add("synthetic half (pretrained G)", med["synthetic"] * 1000, "ms")
+    report.add("forward (f, Psi, Theta, adapted G, f, LPIPS, losses)", med["forward"] * 1000, "ms")
+    report.add("backward (with the gradient all-reduce)", med["backward"] * 1000, "ms")
+    report.add("two Adam steps", med["step"] * 1000, "ms")
+    total = sum(med.values())
+    report.add("training iteration", 2 * b / total, "images/s", iteration_ms=total * 1000)
+    for module in (psi, theta, g):
+        module.eval()
+    def evaluate():
+        with torch.no_grad():
+            logits, hidden = classify(real)
+            phi, phi_prime = psi(*hidden[-3:])
+            theta(phi)
+            classify(g.synthesis(mapping(phi, phi_prime)))
+    t = time_steps(args.steps, evaluate)
+    report.add("evaluation forward", b / t, "images/s", batch_ms=t * 1000)
 
 
 # --- timing ----------------------------------------------------------------------------------
@@ -395,7 +568,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--only", default="all", choices=["resnet", "stylegan", "tiny", "all"])
+    ap.add_argument("--only", default="all", choices=["resnet", "stylegan", "tiny", "all", "viscoin"],
+                    help="'all' is the `bench models` set; 'viscoin' is `bench viscoin` (run it in its own process)")
     ap.add_argument("--resolutions", default="224,256")
     ap.add_argument("--label", default="default", help="recorded as 'malloc' in each line")
     args = ap.parse_args()
@@ -407,6 +581,9 @@ def main():
             bench_resnet(r, args, report)
     if args.only in ("all", "stylegan"):
         bench_stylegan("stylegan2 auto 256", lambda: (Generator(256), Discriminator(256)), args.steps, args, report)
+    if args.only == "viscoin":
+        report.settings["bench"] = "torch viscoin"
+        bench_viscoin(args, report)
     if args.only in ("all", "tiny"):
         tiny = lambda: (Generator(32, z_dim=64, w_dim=64, channel_base=1024, channel_max=64),
                         Discriminator(32, channel_base=1024, channel_max=64))
