@@ -164,8 +164,10 @@ extension BLAS {
         // execv only returns on failure: carry on with the current settings.
     }
 
-    /// CPU feature flags from /proc/cpuinfo.
-    public static var cpuFlags: Set<String> {
+    /// CPU feature flags from /proc/cpuinfo (read once).
+    public static let cpuFlags: Set<String> = readCPUFlags()
+
+    private static func readCPUFlags() -> Set<String> {
         guard let file = fopen("/proc/cpuinfo", "r") else { return [] }
         defer { fclose(file) }
         var line: UnsafeMutablePointer<CChar>? = nil

@@ -186,13 +186,32 @@ public enum BLASKernels {
     /// sgemm GFLOP/s of the loaded kernels on one n^3 product (best of `repeats`), with the
     /// current OpenBLAS threads.
     public static func sgemmGFLOPs(n: Int = 1024, repeats: Int = 3) -> Double {
-        let a = (0..<(n * n)).map { Float($0 % 17) * 0.01 }, b = (0..<(n * n)).map { Float($0 % 13) * 0.01 }
-        var c = [Float](repeating: 0, count: n * n)
+        SgemmPeakProbe(n: n).measure(runs: repeats + 1)
+    }
+}
+
+/// The sgemm peak of this process: an n^3 product on fixed buffers (kept, so the benchmarks
+/// can measure it between steps without allocating).
+public final class SgemmPeakProbe {
+    public let n: Int
+    private let a: [Float], b: [Float]
+    private var c: [Float]
+
+    public init(n: Int = 1024) {
+        self.n = n
+        a = (0..<(n * n)).map { Float($0 % 17) * 0.01 }
+        b = (0..<(n * n)).map { Float($0 % 13) * 0.01 }
+        c = [Float](repeating: 0, count: n * n)
+    }
+
+    /// GFLOP/s of the fastest of `runs` products, with the process's BLAS threads.
+    public func measure(runs: Int = 3) -> Double {
         var best = Double.infinity
+        let n = self.n
         a.withUnsafeBufferPointer { pa in
             b.withUnsafeBufferPointer { pb in
                 c.withUnsafeMutableBufferPointer { pc in
-                    for _ in 0..<(repeats + 1) {
+                    for _ in 0..<max(1, runs) {
                         var t0 = timespec(), t1 = timespec()
                         clock_gettime(CLOCK_MONOTONIC, &t0)
                         BLAS.sgemm(m: n, n: n, k: n, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!)

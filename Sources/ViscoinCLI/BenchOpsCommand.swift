@@ -78,32 +78,12 @@ func styleganShapes() -> [(String, Int, Int, Int, Int)] {
 /// Interleaves a reference sgemm with the measured operation, so that slow drifts of this
 /// (shared, virtual) machine cancel out of the ratio: returns the medians of the operation's
 /// time and of (operation GFLOP/s) / (sgemm GFLOP/s) over the repeats.
+/// The sgemm peak, measured again around each timed step (the VM's speed drifts).
 final class PeakProbe {
-    let n = 1024
-    let a: [Float], b: [Float]
-    var c: [Float]
-    init() {
-        a = (0..<(n * n)).map { Float($0 % 17) * 0.01 }
-        b = (0..<(n * n)).map { Float($0 % 13) * 0.01 }
-        c = [Float](repeating: 0, count: n * n)
-    }
+    private let probe = SgemmPeakProbe()
 
-    /// OpenBLAS sgemm GFLOP/s on one 1024^3 product (best of 3), with the run's threads.
-    func measure() -> Double {
-        var best = Double.infinity
-        a.withUnsafeBufferPointer { pa in
-            b.withUnsafeBufferPointer { pb in
-                c.withUnsafeMutableBufferPointer { pc in
-                    for _ in 0..<3 {
-                        let start = Console.now()
-                        BLAS.sgemm(m: n, n: n, k: n, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!)
-                        best = min(best, Console.now() - start)
-                    }
-                }
-            }
-        }
-        return 2 * Double(n * n * n) / best / 1e9
-    }
+    /// sgemm 1024^3 GFLOP/s (best of 3), with the run's threads.
+    func measure() -> Double { probe.measure(runs: 3) }
 
     func timeRelative(flops: Double, repeats: Int, _ body: () -> Void) -> (seconds: Double, ofPeak: Double) {
         body()  // warm-up

@@ -37,6 +37,10 @@ enum ViscoinMain {
             Viscoin.exit(withError: ExitCode.validationFailure)
         } catch let exit as ExitCode {
             Viscoin.exit(withError: exit)
+        } catch where Viscoin.exitCode(for: error) == .success {
+            // `--help`, `help` and `--version` parse into the parser's own help command, whose
+            // run() throws the request: the parser prints the text and exits 0.
+            Viscoin.exit(withError: error)
         } catch {
             // A failure while the command runs (a file, the data): one `error:` line, exit 1.
             Console.error("error: \(error)")

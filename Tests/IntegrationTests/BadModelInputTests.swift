@@ -259,6 +259,22 @@ import Glibc
         #expect(BadInputTests.snapshot(d) == before, "\(line) changed files under \(d)")
     }
 
+    /// Help is not an error: every form prints the text on stdout and exits 0.
+    @Test(arguments: [
+        ("--help", ["USAGE: viscoin <subcommand>", "train-viscoin", "explore"]),
+        ("help", ["USAGE: viscoin <subcommand>", "train-classifier"]),
+        ("help train-gan", ["USAGE: viscoin train-gan", "--kimg"]),
+        ("train-classifier --help", ["USAGE: viscoin train-classifier", "--arch", "--epochs"]),
+        ("bench models -h", ["USAGE: viscoin bench models", "--only"]),
+    ])
+    func helpPrintsTheUsageAndExitsZero(_ arguments: String, _ phrases: [String]) throws {
+        try requireReleaseBinary()
+        let r = runShell("timeout 60 .build/release/viscoin \(arguments) 2>/dev/null", timeout: 90)
+        #expect(r.status == 0, "\(arguments): exit \(r.status)\n\(r.output)")
+        for phrase in phrases { #expect(r.output.contains(phrase), "\(arguments): no '\(phrase)' in\n\(r.output)") }
+        #expect(!r.output.contains("error:"), "\(arguments):\n\(r.output)")
+    }
+
     @Test func aDivergingRunStopsAfterMaxBadSteps() throws {
         try requireReleaseBinary()
         try #require(Self.setup.status, "setup failed: \(Self.setup.output)")

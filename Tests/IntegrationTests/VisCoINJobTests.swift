@@ -13,6 +13,9 @@ import Testing
         try? Files.createDirectory(d)
         return d
     }()
+    // Every run uses 32 concepts, as the demo does: with 8, the sparsity term can switch every
+    // concept off in a short run (then Theta predicts one class), depending on last-bit
+    // differences in the classifier.
     /// The data, a classifier and a generator, prepared once.
     static let setup: ProcessResult = {
         let d = dir
@@ -28,7 +31,7 @@ import Testing
         let resume = autoResume.map { "--auto-resume \($0) " } ?? ""
         let d = Self.dir
         return runShell("\(env) launch/run -n \(ranks) \(resume)-- train-viscoin --classifier \(d)/f/classifier.safetensors --generator \(d)/gan/G_ema.safetensors "
-                        + "--data \(d)/demo --run \(d)/\(run) --concepts 8 --latent-channels 16 --batch-size 8 --augment flip --test-every 1000 \(extra)", timeout: 900)
+                        + "--data \(d)/demo --run \(d)/\(run) --concepts 32 --latent-channels 16 --batch-size 8 --augment flip --test-every 1000 \(extra)", timeout: 900)
     }
 
     func floats(_ path: String) throws -> [String: [Float]] {

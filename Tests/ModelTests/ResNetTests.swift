@@ -41,6 +41,36 @@ import TestSupport
         }
     }
 
+    /// Why the oneDNN paths stay opt-in: the eval-mode input gradient of the narrow case sits on
+    /// a ReLU/max-pool kink. On the reference im2col path, a one-ulp change of every seventh
+    /// input value (far below the reference's own float32 rounding) leaves every hidden state
+    /// within the golden tolerance, yet puts that gradient outside tolerance, which is what oneDNN's
+    /// last-bit differences do too. If a regenerated golden file makes this test fail, the case
+    /// is well conditioned again and the oneDNN convolutions can become the default.
+    @Test func narrowEvalInputGradientSitsOnAKink() throws {
+        let golden = try GoldenCase("classifier/hf_resnet50_narrow_viscoin_classifier")
+        let labels = try golden.ints("input.labels")
+        func run(_ perturbation: Float) throws -> (gradient: String?, hidden: [Tensor]) {
+            try ConvBackend.$override.withValue(.im2col) {
+                let model = Classifier(config: ResNetConfig.named("narrow")!, classes: 9, generator: RandomGenerator(seed: 0))
+                try model.load(golden.stateDict(keys: model.stateDict().map(\.key)))
+                model.eval()
+                let x0 = try golden.tensor("input.x")
+                let x = Tensor(x0.toArray().enumerated().map { $0.offset % 7 == 0 ? $0.element * perturbation : $0.element }, shape: x0.shape).requiringGrad()
+                let (logits, _, hidden) = model.logitsAndPooled(x)
+                crossEntropy(logits, labels: labels).backward()
+                return (golden.check("grad.input.x@eval", x.grad), hidden)
+            }
+        }
+        let exact = try run(1), nudged = try run(1 + Float.ulpOfOne)
+        #expect(exact.gradient == nil, "\(exact.gradient ?? "")")
+        for (i, hidden) in nudged.hidden.enumerated() {  // the nudged forward pass still matches the reference
+            let failure = golden.check("output.hidden_states.\(i)@eval", hidden)
+            #expect(failure == nil, "\(failure ?? "")")
+        }
+        #expect(nudged.gradient?.contains("elements outside tolerance") == true, "the one-ulp nudge kept the gradient within tolerance")
+    }
+
     @Test func fullResNet50ClassifierEval() throws {
         let golden = try GoldenCase("classifier/hf_resnet50_full_pgen_viscoin_classifier_eval")
         defer { record(golden.uncheckedKeys()) }
