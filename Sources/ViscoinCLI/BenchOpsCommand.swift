@@ -76,15 +76,15 @@ func styleganShapes() -> [(String, Int, Int, Int, Int)] {
 }
 
 /// Interleaves a reference sgemm with the measured operation, so that slow drifts of this
-/// (shared, virtual) machine cancel out of the ratio: returns the medians of the operation's
-/// time and of (operation GFLOP/s) / (sgemm GFLOP/s) over the repeats.
-/// The sgemm peak, measured again around each timed step (the VM's speed drifts).
+/// (shared, virtual) machine cancel out of the ratio.
 final class PeakProbe {
     private let probe = SgemmPeakProbe()
 
     /// sgemm 1024^3 GFLOP/s (best of 3), with the run's threads.
     func measure() -> Double { probe.measure(runs: 3) }
 
+    /// The medians of the operation's time and of (operation GFLOP/s) / (sgemm GFLOP/s) over
+    /// the repeats, the peak measured again before each.
     func timeRelative(flops: Double, repeats: Int, _ body: () -> Void) -> (seconds: Double, ofPeak: Double) {
         body()  // warm-up
         var times: [Double] = [], ratios: [Double] = []

@@ -13,9 +13,6 @@ import Testing
         try? Files.createDirectory(d)
         return d
     }()
-    // Every run uses 32 concepts, as the demo does: with 8, the sparsity term can switch every
-    // concept off in a short run (then Theta predicts one class), depending on last-bit
-    // differences in the classifier.
     /// The data, a classifier and a generator, prepared once.
     static let setup: ProcessResult = {
         let d = dir
@@ -25,6 +22,9 @@ import Testing
                         timeout: 900)
     }()
 
+    /// A train-viscoin run of the prepared networks. 32 concepts, as the demo uses: with 8, the
+    /// sparsity term can switch every concept off in a short run (then Theta predicts one
+    /// class), depending on last-bit differences in the classifier.
     func train(_ ranks: Int, _ run: String, _ extra: String, autoResume: Int? = nil, env: String = "",
                sourceLocation: SourceLocation = #_sourceLocation) -> ProcessResult {
         #expect(Self.setup.status == 0, "setup failed: \(Self.setup.output)", sourceLocation: sourceLocation)
