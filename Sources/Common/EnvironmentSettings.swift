@@ -1,12 +1,13 @@
 // The VISCOIN_* environment variables the binary reads, checked once at start: a value that
 // does not parse or is out of range is an error naming the variable, instead of being ignored
-// where it is read. (Variables of the launch and cluster scripts are theirs to check.)
+// where it is read. (Variables of the launch and cluster scripts are theirs to check;
+// VISCOIN_BLAS_CORE is checked by BLASKernels.validateEnvironment, which knows the kernel families.)
 public enum EnvironmentSettings {
     /// (name, what it must be, check)
     static let checks: [(String, String, @Sendable (String) -> Bool)] = [
         ("VISCOIN_THREADS", "an integer between 1 and 1024", { Int($0).map { (1...1024).contains($0) } ?? false }),
         ("VISCOIN_POOL_MB", "a whole number of MiB (0 or more)", { Int($0).map { $0 >= 0 && $0 < 1 << 40 } ?? false }),
-        ("VISCOIN_CONV", "onednn or im2col", { $0 == "onednn" || $0 == "im2col" }),
+        ("VISCOIN_CONV", "auto, onednn or im2col", { ["auto", "onednn", "im2col"].contains($0) }),
         ("VISCOIN_GEMM", "onednn or openblas", { $0 == "onednn" || $0 == "openblas" }),
         ("VISCOIN_FORCE_MPI", "0 or 1", { $0 == "0" || $0 == "1" }),
         ("VISCOIN_DDP_MODE", "blocking or nonblocking", { $0 == "blocking" || $0 == "nonblocking" }),

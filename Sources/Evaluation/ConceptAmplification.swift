@@ -23,6 +23,8 @@ public struct ConceptAnalysis {
     public let phiPrime: Tensor
     public let explainerLogits: Tensor
     public let explainerProbabilities: [Float]
+    /// f's class probabilities of the same image.
+    public let classifierProbabilities: [Float]
     public let predictedClass: Int
     /// a_j: the maximum of each concept map.
     public let pooling: [Float]
@@ -50,7 +52,7 @@ public enum ConceptAmplification {
     public static func analyse(_ m: VisCoINModels, image: Tensor) -> ConceptAnalysis {
         m.eval()
         return noGrad {
-            let (_, hidden) = m.classify(image)
+            let (classifierLogits, hidden) = m.classify(image)
             let (phi, phiPrime) = m.concepts(hidden)
             let logits = m.explainer(phi)
             let probabilities = logits.softmax(dim: 1).toArray()
@@ -60,7 +62,8 @@ public enum ConceptAmplification {
             var v = (0..<concepts).map { pooling[$0] * weight[k * concepts + $0] }
             let scale = v.map(abs).max() ?? 0
             if scale > 0 { v = v.map { $0 / scale } }
-            return ConceptAnalysis(phi: phi, phiPrime: phiPrime, explainerLogits: logits, explainerProbabilities: probabilities, predictedClass: k,
+            return ConceptAnalysis(phi: phi, phiPrime: phiPrime, explainerLogits: logits, explainerProbabilities: probabilities,
+                                   classifierProbabilities: classifierLogits.softmax(dim: 1).toArray(), predictedClass: k,
                                    pooling: pooling, intensities: v)
         }
     }

@@ -87,11 +87,16 @@ public enum ConceptHeatmaps {
         let classMap = gradCAM(logits.slice(dim: 1, start: k, end: k + 1).sum(), name: "class", index: k)
         let valid = concepts.filter { $0 >= 0 && $0 < m.concepts }
         let conceptMaps = valid.map { j in gradCAM(pooled.slice(dim: 1, start: j, end: j + 1).sum(), name: "concept", index: j) }
-        let phiValues = phi.detach().toArray(), cells = phi.shape[2] * phi.shape[3]
-        let phiMaps = valid.map { j in
-            normalised(Array(phiValues[(j * cells)..<((j + 1) * cells)]), target: "concept", index: j, kind: .phi, height: phi.shape[2], width: phi.shape[3])
-        }
+        let phiMaps = phiMaps(phi.detach(), concepts: valid)
         return ConceptHeatmapSet(predictedClass: k, layer: at, classMap: classMap, conceptMaps: conceptMaps, phiMaps: phiMaps)
+    }
+
+    /// The Phi maps of `concepts` from Phi [1, K, h, w] itself (no pass through the networks).
+    public static func phiMaps(_ phi: Tensor, concepts: [Int]) -> [Heatmap] {
+        let values = phi.toArray(), height = phi.shape[2], width = phi.shape[3], cells = height * width
+        return concepts.filter { $0 >= 0 && $0 < phi.shape[1] }.map { j in
+            normalised(Array(values[(j * cells)..<((j + 1) * cells)]), target: "concept", index: j, kind: .phi, height: height, width: width)
+        }
     }
 
     static func normalised(_ values: [Float], target: String, index: Int, kind: HeatmapKind, height: Int, width: Int) -> Heatmap {

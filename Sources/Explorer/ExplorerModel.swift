@@ -193,14 +193,13 @@ public final class ExplorerModel: @unchecked Sendable {
     public func analyse(_ source: ExplorerSource) throws -> ExplorerAnalysis {
         let picture = try picture(source)
         let a = try analysis(source)
-        let original = predict(tensor(picture))
         let rebuilt = noGrad { models.gan(a.phi, a.phiPrime, noise: .const).image }
         let order = ConceptAmplification.select(a.intensities, .topK(min(listedConcepts, concepts)))
         let summaries = order.map { ConceptSummary(index: $0, intensity: a.intensities[$0], activation: a.pooling[$0], topImages: topImages[$0]) }
         var label: Int? = nil
         if case .test(let position) = source { label = self.label(ofPosition: position) }
         return ExplorerAnalysis(source: source, label: label, originalPNG: try ImageCodec.encodePNG(picture), reconstruction: try prediction(rebuilt),
-                                original: (ranked(original.classifier), ranked(original.explainer)), predictedClass: a.predictedClass,
+                                original: (ranked(a.classifierProbabilities), ranked(a.explainerProbabilities)), predictedClass: a.predictedClass,
                                 concepts: summaries, activations: a.pooling)
     }
 
@@ -234,8 +233,13 @@ public final class ExplorerModel: @unchecked Sendable {
         if let concept, concept < 0 || concept >= concepts { throw ExplorerError(400, "concept \(concept) does not exist (0...\(concepts - 1))") }
         if concept == nil && kind == .phi { throw ExplorerError(400, "a class heatmap is a Grad-CAM: give kind=gradcam or a concept") }
         let picture = try picture(source)
-        let set = ConceptHeatmaps.compute(models, image: tensor(picture), concepts: concept.map { [$0] } ?? [])
-        let map = concept == nil ? set.classMap : (kind == .phi ? set.phiMaps[0] : set.conceptMaps[0])
+        let map: Heatmap
+        if let concept, kind == .phi {
+            map = ConceptHeatmaps.phiMaps(try analysis(source).phi, concepts: [concept])[0]  // the cached Phi: no pass through f
+        } else {
+            let set = ConceptHeatmaps.compute(models, image: tensor(picture), concepts: concept.map { [$0] } ?? [])
+            map = concept == nil ? set.classMap : set.conceptMaps[0]
+        }
         let overlay = ConceptHeatmaps.overlay(picture, map, scale: max(1, 128 / max(resolution, 1)))
         return (try ImageCodec.encodePNG(overlay), map)
     }

@@ -205,14 +205,16 @@ public final class SynthesisNetwork: Module {
     /// ws [N, numWs, wDim] -> image [N, 3, R, R].
     public func callAsFunction(_ ws: Tensor, noise: NoiseMode, fusedModconv: Bool? = nil) -> Tensor {
         guard ws.rank == 3, ws.shape[1] == numWs else { shapeFailure("synthesis expects ws [N, \(numWs), w_dim], got \(ws.shape)") }
-        var x: Tensor? = nil, img: Tensor? = nil
-        var index = 0
-        for b in blocks {
-            let w = ws.slice(dim: 1, start: index, end: index + b.numConv + b.numToRGB)
-            (x, img) = b(x, img, w, noise: noise, fusedModconv: fusedModconv)
-            index += b.numConv
+        return ConvBackend.network(.onednn) {  // see ConvBackend: every StyleGAN2 case passes on it
+            var x: Tensor? = nil, img: Tensor? = nil
+            var index = 0
+            for b in blocks {
+                let w = ws.slice(dim: 1, start: index, end: index + b.numConv + b.numToRGB)
+                (x, img) = b(x, img, w, noise: noise, fusedModconv: fusedModconv)
+                index += b.numConv
+            }
+            return img!
         }
-        return img!
     }
 }
 
@@ -334,8 +336,10 @@ public final class Discriminator: Module {
     }
 
     public func callAsFunction(_ image: Tensor) -> Tensor {
-        var x: Tensor? = nil
-        for b in blocks { x = b(x, image: image) }
-        return epilogue(x!)
+        ConvBackend.network(.onednn) {  // see ConvBackend: every StyleGAN2 case passes on it
+            var x: Tensor? = nil
+            for b in blocks { x = b(x, image: image) }
+            return epilogue(x!)
+        }
     }
 }

@@ -50,7 +50,7 @@ final class BenchReport {
             ("batch", batch.map { JSONValue($0) } ?? .null),
             ("host", .string(communicator.hostName)),
             ("gemm", .string(BLAS.gemmDescription)),
-            ("conv", .string(ConvBackend.current.rawValue)),
+            ("conv", .string(ConvBackend.setting)),
             ("blas_core", .string(BLAS.coreType)),
             ("blas_kernels", .string(BLASKernels.selection)),
             ("time", .string(Console.timestamp())),

@@ -38,7 +38,7 @@ struct EnvCommand: ParsableCommand {
                 var out = "viscoin environment\n"
                 out += "  communicator: \(comm.implementation), world size \(comm.size)\n"
                 out += "  cpu: \(cpuModel()), \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) online cores\n"
-                out += "  sgemm: \(BLAS.gemmDescription) (VISCOIN_GEMM=\(environment("VISCOIN_GEMM") ?? "openblas, the default")); convolutions: \(ConvBackend.current.rawValue) (VISCOIN_CONV)\n"
+                out += "  sgemm: \(BLAS.gemmDescription) (VISCOIN_GEMM=\(environment("VISCOIN_GEMM") ?? "openblas, the default")); convolutions: \(ConvBackend.setting) (VISCOIN_CONV)\n"
                 out += "  openblas: \(BLAS.configuration)\n"
                 out += "  openblas core type: \(BLAS.coreType) (OPENBLAS_CORETYPE=\(environment("OPENBLAS_CORETYPE") ?? "unset"))\n"
                 out += "  blas kernels: \(BLASKernels.selection); VISCOIN_BLAS_CORE=\(environment("VISCOIN_BLAS_CORE") ?? "auto (default)"); best for this CPU: \(BLASKernels.best() ?? "not ranked")\n"

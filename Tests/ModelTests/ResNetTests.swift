@@ -41,12 +41,12 @@ import TestSupport
         }
     }
 
-    /// Why the oneDNN paths stay opt-in: the eval-mode input gradient of the narrow case sits on
+    /// Why the ResNet stays on im2col: the eval-mode input gradient of the narrow case sits on
     /// a ReLU/max-pool kink. On the reference im2col path, a one-ulp change of every seventh
     /// input value (far below the reference's own float32 rounding) leaves every hidden state
     /// within the golden tolerance, yet puts that gradient outside tolerance, which is what oneDNN's
     /// last-bit differences do too. If a regenerated golden file makes this test fail, the case
-    /// is well conditioned again and the oneDNN convolutions can become the default.
+    /// is well conditioned again and the ResNet can run on the oneDNN convolutions too.
     @Test func narrowEvalInputGradientSitsOnAKink() throws {
         let golden = try GoldenCase("classifier/hf_resnet50_narrow_viscoin_classifier")
         let labels = try golden.ints("input.labels")
@@ -192,8 +192,42 @@ private func layerOrder(_ key: String) -> Int {
 }
 
 /// Whole networks on the oneDNN convolutions against the im2col reference path: the demo's tiny
-/// ResNet (eval and train mode, with the input gradient) and the tiny generator.
+/// ResNet (eval and train mode, with the input gradient) and the tiny generator; and which
+/// backend each network runs on when nothing is forced.
 struct ConvBackendNetworkTests {
+    /// Image and z gradient of the tiny generator and discriminator, with the backward pass
+    /// run after `forward` returns (outside any override it set).
+    static func ganPass(_ forward: (() -> Tensor) -> Tensor) -> [Float] {
+        let g = Generator(.tiny, generator: RandomGenerator(seed: 3)), d = Discriminator(.tiny, generator: RandomGenerator(seed: 4))
+        let z = RandomGenerator(seed: 5).normal([2, StyleGAN2Config.tiny.zDim]).requiringGrad()
+        let score = forward { d(g(z, noise: .const).image).sum() }
+        score.backward()
+        return score.toArray() + z.grad!.toArray()
+    }
+
+    @Test func eachNetworkPicksItsBackendAndItsGradientsFollow() throws {
+        try #require(ConvBackend.configured == nil, "VISCOIN_CONV forces one backend; the networks' own choice is not in use")
+        let geometry = { ConvGeometry(input: [1, 4, 8, 8], weight: [4, 4, 3, 3], stride: (1, 1), padding: (1, 1), groups: 1) }
+        #expect(geometry().backend == .im2col && ConvBackend.network(.onednn, geometry).backend == .onednn)
+        #expect(ConvBackend.$override.withValue(.im2col) { ConvBackend.network(.onednn, geometry).backend } == .im2col, "an override wins")
+        // StyleGAN2 runs on oneDNN by default, and the gradients of a pass run on the kernels
+        // its forward pass ran on, wherever backward() is called.
+        let byDefault = Self.ganPass { $0() }
+        let onednn = Self.ganPass { body in ConvBackend.$override.withValue(.onednn) { body() } }
+        let im2col = Self.ganPass { body in ConvBackend.$override.withValue(.im2col) { body() } }
+        #expect(byDefault == onednn)
+        #expect(byDefault != im2col, "the two backends differ in the last bits here, so equality above says which one ran")
+        // The ResNet stays on the reference path.
+        func resnet(_ backend: ConvBackend?) -> [Float] {
+            let model = Classifier(config: ResNetArchitecture.tiny.config, classes: 9, generator: RandomGenerator(seed: 5))
+            let x = RandomGenerator(seed: 6).normal([2, 3, 32, 32]).requiringGrad()
+            let logits = backend.map { b in ConvBackend.$override.withValue(b) { model(x).0 } } ?? model(x).0
+            logits.square().sum().backward()
+            return logits.toArray() + x.grad!.toArray()
+        }
+        #expect(resnet(nil) == resnet(.im2col) && resnet(nil) != resnet(.onednn))
+    }
+
     @Test func tinyResNetAgreesOnBothBackends() {
         func run(_ backend: ConvBackend, train: Bool) -> (logits: [Float], gx: [Float]) {
             ConvBackend.$override.withValue(backend) {

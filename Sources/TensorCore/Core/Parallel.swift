@@ -2,6 +2,7 @@
 // The thread count follows the rank's setting (1 when ranks fill the cores). Reductions use
 // `fixedBlocks`, whose partition depends only on the problem size, so 1 and 2 threads give
 // bitwise identical results.
+import Common
 import Dispatch
 import LinearAlgebra
 #if canImport(Glibc)
@@ -15,9 +16,11 @@ struct UncheckedSendable<T>: @unchecked Sendable {
 }
 
 public enum Parallel {
-    /// Threads used by our kernels (BLAS has its own setting; `setThreads` sets both).
+    /// Threads used by our kernels (BLAS has its own setting; `setThreadCount` sets both). Until
+    /// the command line sets it (Runtime's rule: flag, VISCOIN_THREADS, SLURM, cores / ranks),
+    /// VISCOIN_THREADS (checked by EnvironmentSettings) or the cores, so tests and tools agree.
     nonisolated(unsafe) public private(set) static var threadCount: Int = {
-        if let text = getenv("VISCOIN_THREADS"), let n = Int(String(cString: text)), n > 0 { return n }
+        if let n = environment("VISCOIN_THREADS").flatMap({ Int($0) }), n > 0 { return n }
         return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
     }()
 

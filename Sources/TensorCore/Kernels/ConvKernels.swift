@@ -15,6 +15,9 @@ public struct ConvGeometry: Equatable, Sendable {
     public var groups: Int
     public var strideH, strideW: Int
     public var padH, padW: Int
+    /// The kernels of this convolution's forward pass and input gradient, fixed when the
+    /// geometry is made (at the forward pass), so the gradients run on the same ones.
+    public var backend: ConvBackend
 
     public init(input: [Int], weight: [Int], stride: (Int, Int), padding: (Int, Int), groups: Int) {
         guard input.count == 4, weight.count == 4 else { shapeFailure("conv2d expects 4-D input and weight, got \(input) and \(weight)") }
@@ -23,6 +26,7 @@ public struct ConvGeometry: Equatable, Sendable {
         self.groups = groups
         (strideH, strideW) = stride
         (padH, padW) = padding
+        backend = ConvBackend.current
         guard groups >= 1, c % groups == 0, o % groups == 0, weight[1] == c / groups else {
             shapeFailure("conv2d: input \(input) and weight \(weight) do not match with groups \(groups)")
         }
