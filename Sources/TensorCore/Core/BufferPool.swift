@@ -1,6 +1,10 @@
-// A pool of float buffers keyed by exact element count. Training steps allocate the same
-// sizes every iteration; reusing them avoids glibc's mmap/munmap of large blocks and the page
-// faults that follow (measured: half of a PyTorch VisCoIN step's time on this machine kind).
+// A pool of float buffers in size classes. Training steps allocate the same sizes every
+// iteration; reusing them avoids glibc's mmap/munmap of large blocks and the page faults that
+// follow (measured: half of a PyTorch VisCoIN step's time on this machine kind). Requests are
+// rounded up to a class (at most 1/8 more), and a request whose class has no free buffer takes
+// one of the next two classes, so buffers freed by one phase of a step (the forward pass's
+// temporaries) serve the next (the backward pass's gradients) instead of sitting in the pool
+// while fresh memory is allocated: the process holds little more than its working set.
 import Common
 #if canImport(Glibc)
 import Glibc
@@ -11,13 +15,19 @@ public final class BufferPool: @unchecked Sendable {
 
     /// Buffers smaller than this are left to malloc (its small bins are fast).
     public static let minimumPooledCount = 4096
+    /// How many larger classes a request may take a free buffer from.
+    static let spareClasses = 2
 
     private struct State {
+        /// Free buffers by class index.
         var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
         var pooledBytes = 0
         var maxPooledBytes: Int
         var hits = 0
         var misses = 0
+        /// Bytes of pooled-size buffers handed out and not yet returned, and their maximum.
+        var liveBytes = 0
+        var peakLiveBytes = 0
     }
 
     private let lock = Lock()
@@ -37,34 +47,56 @@ public final class BufferPool: @unchecked Sendable {
         return Swift.max(1 << 30, physical / 2 / ranks)
     }
 
-    /// An uninitialised buffer of exactly `count` floats (64-byte aligned).
-    public func acquire(_ count: Int) -> UnsafeMutablePointer<Float> {
-        let n = max(count, 1)
-        if n >= BufferPool.minimumPooledCount {
-            let reused: UnsafeMutablePointer<Float>? = lock.withLock {
-                if var list = s.free[n], let p = list.popLast() {
-                    s.free[n] = list.isEmpty ? nil : list
-                    s.pooledBytes -= n * 4
-                    s.hits += 1
-                    return p
-                }
-                s.misses += 1
-                return nil
-            }
-            if let reused { return reused }
-        }
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64)
-        return raw.bindMemory(to: Float.self, capacity: n)
+    /// The class of `count` floats (>= 8): 8 classes per power of two, numbered consecutively;
+    /// class c holds (8 + c % 8) << (c / 8) floats, the smallest such size >= count.
+    @inline(__always) public static func sizeClass(_ count: Int) -> Int {
+        var shift = (Int.bitWidth - 1 - count.leadingZeroBitCount) - 3  // floor(log2 count) - 3
+        var mantissa = (count + (1 << shift) - 1) >> shift  // 8...16
+        if mantissa == 16 { shift += 1; mantissa = 8 }
+        return shift * 8 + mantissa - 8
     }
 
-    /// Returns a buffer obtained from `acquire(count)`.
-    public func release(_ pointer: UnsafeMutablePointer<Float>, count: Int) {
+    /// The floats a buffer of class `c` holds.
+    @inline(__always) public static func classCapacity(_ c: Int) -> Int { (8 + c % 8) << (c / 8) }
+
+    /// An uninitialised buffer of at least `count` floats (64-byte aligned) and its capacity,
+    /// which `release` needs back.
+    public func acquire(_ count: Int) -> (pointer: UnsafeMutablePointer<Float>, capacity: Int) {
         let n = max(count, 1)
-        if n >= BufferPool.minimumPooledCount {
+        guard n >= BufferPool.minimumPooledCount else {
+            return (UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64).bindMemory(to: Float.self, capacity: n), n)
+        }
+        let wanted = BufferPool.sizeClass(n)
+        let reused: (UnsafeMutablePointer<Float>, Int)? = lock.withLock {
+            for c in wanted...(wanted + BufferPool.spareClasses) {
+                guard var list = s.free[c], let p = list.popLast() else { continue }
+                s.free[c] = list.isEmpty ? nil : list
+                let capacity = BufferPool.classCapacity(c)
+                s.pooledBytes -= capacity * 4
+                s.liveBytes += capacity * 4
+                s.peakLiveBytes = Swift.max(s.peakLiveBytes, s.liveBytes)
+                s.hits += 1
+                return (p, capacity)
+            }
+            let capacity = BufferPool.classCapacity(wanted)
+            s.liveBytes += capacity * 4
+            s.peakLiveBytes = Swift.max(s.peakLiveBytes, s.liveBytes)
+            s.misses += 1
+            return nil
+        }
+        if let reused { return reused }
+        let capacity = BufferPool.classCapacity(wanted)
+        return (UnsafeMutableRawPointer.allocate(byteCount: capacity * 4, alignment: 64).bindMemory(to: Float.self, capacity: capacity), capacity)
+    }
+
+    /// Returns a buffer obtained from `acquire`, with the capacity it gave.
+    public func release(_ pointer: UnsafeMutablePointer<Float>, capacity: Int) {
+        if capacity >= BufferPool.minimumPooledCount {
             let kept = lock.withLock { () -> Bool in
-                guard s.pooledBytes + n * 4 <= s.maxPooledBytes else { return false }
-                s.free[n, default: []].append(pointer)
-                s.pooledBytes += n * 4
+                s.liveBytes -= capacity * 4
+                guard s.pooledBytes + capacity * 4 <= s.maxPooledBytes else { return false }
+                s.free[BufferPool.sizeClass(capacity), default: []].append(pointer)
+                s.pooledBytes += capacity * 4
                 return true
             }
             if kept { return }
@@ -87,17 +119,30 @@ public final class BufferPool: @unchecked Sendable {
     public var statistics: (pooledBytes: Int, hits: Int, misses: Int) {
         lock.withLock { (s.pooledBytes, s.hits, s.misses) }
     }
+
+    /// Bytes of pooled-size buffers in use now (tensors, scratch; class capacities) and the
+    /// most in use at once since the last `resetPeak()`: the working set the pool and malloc
+    /// must hold, without the pool's own free buffers.
+    public var usage: (liveBytes: Int, peakLiveBytes: Int) {
+        lock.withLock { (s.liveBytes, s.peakLiveBytes) }
+    }
+
+    /// Starts a new peak measurement from the bytes in use now.
+    public func resetPeak() {
+        lock.withLock { s.peakLiveBytes = s.liveBytes }
+    }
 }
 
 /// The float buffer behind one or more tensors (reshapes share it).
 public final class TensorStorage: @unchecked Sendable {
     public let pointer: UnsafeMutablePointer<Float>
     public let count: Int
+    let capacity: Int
 
     public init(count: Int) {
         self.count = count
-        pointer = BufferPool.shared.acquire(count)
+        (pointer, capacity) = BufferPool.shared.acquire(count)
     }
 
-    deinit { BufferPool.shared.release(pointer, count: count) }
+    deinit { BufferPool.shared.release(pointer, capacity: capacity) }
 }

@@ -70,11 +70,12 @@ public struct ConvGeometry: Equatable, Sendable {
 final class Scratch {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
+    let capacity: Int
     init(_ count: Int) {
         self.count = count
-        pointer = BufferPool.shared.acquire(count)
+        (pointer, capacity) = BufferPool.shared.acquire(count)
     }
-    deinit { BufferPool.shared.release(pointer, count: count) }
+    deinit { BufferPool.shared.release(pointer, capacity: capacity) }
 }
 
 /// Floor division (Swift's `/` truncates toward zero).

@@ -2,7 +2,8 @@
 // in-place accumulation used by the autograd engine and optimizers. Gradients are summed back
 // over broadcast dimensions (`sumTo`).
 
-// Rules capture only what they need (shapes for + and -), so inputs are not kept alive.
+// Rules capture only what they need (shapes for + and -; for * and / an input only when the
+// other one's gradient needs it), so inputs are not kept alive for gradients nobody wants.
 
 public func + (a: Tensor, b: Tensor) -> Tensor {
     let aShape = a.shape, bShape = b.shape
@@ -19,15 +20,17 @@ public func - (a: Tensor, b: Tensor) -> Tensor {
 }
 
 public func * (a: Tensor, b: Tensor) -> Tensor {
-    Elementwise.broadcast(a, b, Fn.Multiply()).recorded("mul", [a, b]) { g, needs in
-        [needs[0] ? (g * b).sumTo(a.shape) : nil, needs[1] ? (g * a).sumTo(b.shape) : nil]
+    let aShape = a.shape, bShape = b.shape
+    return Elementwise.broadcast(a, b, Fn.Multiply()).recorded("mul", [a, b]) { [keptA = b.requiresGrad ? a : nil, keptB = a.requiresGrad ? b : nil] g, needs in
+        [needs[0] ? (g * keptB!).sumTo(aShape) : nil, needs[1] ? (g * keptA!).sumTo(bShape) : nil]
     }
 }
 
 public func / (a: Tensor, b: Tensor) -> Tensor {
-    Elementwise.broadcast(a, b, Fn.Divide()).recorded("div", [a, b]) { g, needs in
-        [needs[0] ? (g / b).sumTo(a.shape) : nil,
-         needs[1] ? (-(g * a) / (b * b)).sumTo(b.shape) : nil]
+    let aShape = a.shape, bShape = b.shape
+    return Elementwise.broadcast(a, b, Fn.Divide()).recorded("div", [a, b]) { [keptA = b.requiresGrad ? a : nil] g, needs in
+        [needs[0] ? (g / b).sumTo(aShape) : nil,
+         needs[1] ? (-(g * keptA!) / (b * b)).sumTo(bShape) : nil]
     }
 }
 

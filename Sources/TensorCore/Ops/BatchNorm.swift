@@ -25,11 +25,12 @@ public func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor?, relu: Bool
     }
     var inputs = [x, scale]
     if let shift { inputs.append(shift) }
-    return out.recordedSavingOutput(if: relu, relu ? "channel_affine_relu" : "channel_affine", inputs) { gradient, needs, out in
+    let reduceDims = [0] + Array(2..<x.rank)
+    // x is kept only for the scale's gradient (a frozen network in evaluation mode does not keep it).
+    return out.recordedSavingOutput(if: relu, relu ? "channel_affine_relu" : "channel_affine", inputs) { [keptX = scale.requiresGrad ? x : nil] gradient, needs, out in
         let g = out.map { maskGradient(gradient, reference: $0, slope: 0) } ?? gradient
-        let reduceDims = [0] + Array(2..<x.rank)
         var grads: [Tensor?] = [needs[0] ? channelAffine(g, scale: scale, shift: nil) : nil,
-                                needs[1] ? (g * x).sum(dims: reduceDims) : nil]
+                                needs[1] ? (g * keptX!).sum(dims: reduceDims) : nil]
         if shift != nil { grads.append(needs[2] ? g.sum(dims: reduceDims) : nil) }
         return grads
     }

@@ -21,8 +21,9 @@ public func conv2d(_ x: Tensor, _ w: Tensor, bias: Tensor? = nil, stride: (Int, 
 func conv2dPrimitive(_ x: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
     let y = Tensor(uninitializedShape: g.outputShape)
     ConvKernels.forward(x: x.data, w: w.data, y: y.data, g)
-    return y.recorded("conv2d", [x, w], weightInput: 1) { gy, needs in
-        [needs[0] ? conv2dInputGrad(gy, w, g) : nil, needs[1] ? conv2dWeightGrad(x, gy, g) : nil]
+    // Bilinear: each input is kept only for the other one's gradient.
+    return y.recorded("conv2d", [x, w], weightInput: 1) { [keptX = w.requiresGrad ? x : nil, keptW = x.requiresGrad ? w : nil] gy, needs in
+        [needs[0] ? conv2dInputGrad(gy, keptW!, g) : nil, needs[1] ? conv2dWeightGrad(keptX!, gy, g) : nil]
     }
 }
 
@@ -33,8 +34,8 @@ func conv2dInputGrad(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
     }
     let gx = Tensor(uninitializedShape: g.inputShape)
     ConvKernels.inputGrad(gy: gy.data, w: w.data, gx: gx.data, g)
-    return gx.recorded("conv2d_input_grad", [gy, w]) { h, needs in
-        [needs[0] ? conv2dPrimitive(h, w, g) : nil, needs[1] ? conv2dWeightGrad(h, gy, g) : nil]
+    return gx.recorded("conv2d_input_grad", [gy, w]) { [keptGy = w.requiresGrad ? gy : nil, keptW = gy.requiresGrad ? w : nil] h, needs in
+        [needs[0] ? conv2dPrimitive(h, keptW!, g) : nil, needs[1] ? conv2dWeightGrad(h, keptGy!, g) : nil]
     }
 }
 
@@ -42,8 +43,8 @@ func conv2dInputGrad(_ gy: Tensor, _ w: Tensor, _ g: ConvGeometry) -> Tensor {
 func conv2dWeightGrad(_ x: Tensor, _ gy: Tensor, _ g: ConvGeometry) -> Tensor {
     let gw = Tensor(uninitializedShape: g.weightShape)
     ConvKernels.weightGrad(x: x.data, gy: gy.data, gw: gw.data, g)
-    return gw.recorded("conv2d_weight_grad", [x, gy]) { h, needs in
-        [needs[0] ? conv2dInputGrad(gy, h, g) : nil, needs[1] ? conv2dPrimitive(x, h, g) : nil]
+    return gw.recorded("conv2d_weight_grad", [x, gy]) { [keptX = gy.requiresGrad ? x : nil, keptGy = x.requiresGrad ? gy : nil] h, needs in
+        [needs[0] ? conv2dInputGrad(keptGy!, h, g) : nil, needs[1] ? conv2dPrimitive(keptX!, h, g) : nil]
     }
 }
 
