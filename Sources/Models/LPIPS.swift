@@ -69,14 +69,21 @@ public final class LPIPS: Module {
         return taps
     }
 
+    /// The five feature taps of images in [-1, 1], each normalised to unit length over channels.
+    public func normalizedFeatures(_ x: Tensor) -> [Tensor] {
+        features(x).map { $0 / ($0.square().sum(dims: [1], keepDims: true).sqrt() + 1e-10) }
+    }
+
     /// Per-sample distances [N, 1, 1, 1] and the five per-layer terms. Inputs in [-1, 1].
     public func distance(_ x0: Tensor, _ x1: Tensor) -> (total: Tensor, perLayer: [Tensor]) {
-        let f0 = features(x0), f1 = features(x1)
+        distance(normalizedFeatures(x0), normalizedFeatures(x1))
+    }
+
+    /// The distances between two images' normalised feature taps (`normalizedFeatures`).
+    public func distance(_ a: [Tensor], _ b: [Tensor]) -> (total: Tensor, perLayer: [Tensor]) {
         var perLayer: [Tensor] = []
         for k in 0..<5 {
-            let a = f0[k] / (f0[k].square().sum(dims: [1], keepDims: true).sqrt() + 1e-10)
-            let b = f1[k] / (f1[k].square().sum(dims: [1], keepDims: true).sqrt() + 1e-10)
-            let d = conv2d((a - b).square(), headWeights[k])
+            let d = conv2d((a[k] - b[k]).square(), headWeights[k])
             perLayer.append(d.mean(dims: [2, 3], keepDims: true))
         }
         return (perLayer.dropFirst().reduce(perLayer[0], +), perLayer)

@@ -99,16 +99,40 @@ public struct VisCoINLossTerms {
 }
 
 public enum VisCoINObjective {
+    /// Images per recomputed piece of f and LPIPS (`recompute`): the backward pass holds one
+    /// piece's activations at a time.
+    public static let recomputeChunk = 4
+
+    /// `body` on consecutive chunks of `recomputeChunk` images of `x` (with their range), the
+    /// per-image results concatenated again.
+    static func recomputedPerChunk(_ x: Tensor, _ body: (Tensor, Range<Int>) -> Tensor) -> Tensor {
+        let n = x.shape[0]
+        let parts = stride(from: 0, to: n, by: recomputeChunk).map { start in
+            let range = start..<Swift.min(n, start + recomputeChunk)
+            return body(n <= recomputeChunk ? x : x.slice(dim: 0, start: range.lowerBound, end: range.upperBound), range)
+        }
+        return parts.count == 1 ? parts[0] : concatenate(parts, dim: 0)
+    }
+
     /// f -> Psi -> Theta -> adapted generator -> f on `images` [N, 3, R, R] in [-1, 1].
     /// The explainer's dropout uses `dropoutMask` (tests) or `dropout` (training); the synthesis
-    /// uses `noise`.
+    /// uses `noise`. With `recompute`, f on the reconstruction keeps no activations for the
+    /// backward pass, which runs it again, `recomputeChunk` images at a time (one more forward
+    /// pass of f).
     public static func forward(_ m: VisCoINModels, images x: Tensor, noise: NoiseMode, dropout: RandomGenerator? = nil,
-                               dropoutMask: Tensor? = nil) -> VisCoINForward {
+                               dropoutMask: Tensor? = nil, recompute: Bool = false) -> VisCoINForward {
         let (classes, hidden) = m.classify(x)
         let (phi, phiPrime) = m.concepts(hidden)
         let explainerClasses = m.explainer(phi, generator: dropout, dropoutMask: dropoutMask)
         let (rebuilt, ws) = m.gan(phi, phiPrime, noise: noise)
-        let (rebuiltClasses, _) = m.classify(rebuilt)
+        let rebuiltClasses: Tensor
+        if recompute {
+            // f is frozen in evaluation mode (deterministic); trainable weights, if any, go in too.
+            let trainable = m.classifier.namedParameters().map(\.1).filter(\.requiresGrad)
+            rebuiltClasses = recomputedPerChunk(rebuilt) { chunk, _ in recomputed([chunk] + trainable) { m.classify($0[0]).logits } }
+        } else {
+            rebuiltClasses = m.classify(rebuilt).logits
+        }
         return VisCoINForward(classes: classes, phi: phi, phiPrime: phiPrime, explainerClasses: explainerClasses, rebuilt: rebuilt, ws: ws,
                               rebuiltClasses: rebuiltClasses)
     }
@@ -116,9 +140,11 @@ public enum VisCoINObjective {
     /// Every term of spec viscoin.md 6 for `images` (the first `labels.count` are real) at
     /// `iteration`: acc_loss (no gradient: f is frozen), cr and of when iteration >
     /// cdFidIteration (otherwise the constant 0), ortho, rec (L1 + MSE + gamma CCE + beta LPIPS)
-    /// and gan_loss; L1/MSE/LPIPS compare images in [-1, 1].
+    /// and gan_loss; L1/MSE/LPIPS compare images in [-1, 1]. With `recompute`, LPIPS-VGG on the
+    /// reconstruction keeps no activations for the backward pass, which runs it again,
+    /// `recomputeChunk` images at a time (the target images' features are computed once and kept).
     public static func losses(_ m: VisCoINModels, _ f: VisCoINForward, images x: Tensor, labels: [Int], iteration: Int,
-                              weights w: VisCoINWeights, lpips: LPIPS?) -> VisCoINLossTerms {
+                              weights w: VisCoINWeights, lpips: LPIPS?, recompute: Bool = false) -> VisCoINLossTerms {
         let acc = noGrad { crossEntropy(f.classes.slice(dim: 0, start: 0, end: labels.count), labels: labels) }
         let active = iteration > w.cdFidIteration
         let cr = active ? VisCoINLoss.conceptRegularization(f.phi) * w.delta : Tensor(scalar: 0)
@@ -129,7 +155,15 @@ public enum VisCoINObjective {
         var rec = l1 + mse + classCCE * w.gamma
         var perceptual: Tensor? = nil
         if let lpips {
-            let d = lpips(f.rebuilt, x).mean()
+            let d: Tensor
+            if recompute {
+                d = recomputedPerChunk(f.rebuilt) { chunk, range in
+                    let target = noGrad { lpips.normalizedFeatures(x.slice(dim: 0, start: range.lowerBound, end: range.upperBound)) }
+                    return recomputed([chunk]) { lpips.distance(lpips.normalizedFeatures($0[0]), target).total }
+                }.mean()
+            } else {
+                d = lpips(f.rebuilt, x).mean()
+            }
             perceptual = d
             rec = rec + d * w.beta
         }

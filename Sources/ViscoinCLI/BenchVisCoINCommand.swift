@@ -23,6 +23,8 @@ struct BenchVisCoINCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "Resolution: 256 (ResNet-50, auto generator, 256 concepts) or 32 (the demo's tiny networks).") var resolution = 256
     @Option(help: "Real images per rank (as many synthetic).") var batch = 8
+    @Flag(help: "Recompute f's and LPIPS's activations on the reconstruction in the backward pass (train-viscoin --recompute-activations).")
+    var recomputeActivations = false
 
     func validate() throws {
         guard resolution == 256 || resolution == 32 else { throw ValidationError("--resolution must be 256 or 32 (got \(resolution))") }
@@ -43,7 +45,7 @@ struct BenchVisCoINCommand: ParsableCommand {
             f.eval(); f.freeze(); g.freeze(); g.mapping.eval(); lpips.eval(); lpips.freeze()
             m.conceptExtractor.train(); m.explainer.train(); m.gan.train()
             let report = BenchReport(title: "bench viscoin", communicator: comm, threads: threads, batch: 2 * o.batch * comm.size,
-                                     extra: [("resolution", JSONValue(o.resolution))])
+                                     extra: [("resolution", JSONValue(o.resolution)), ("recompute_activations", .bool(o.recomputeActivations))])
             func named(_ p: String, _ module: Module) -> [(String, Tensor)] { module.namedParameters().map { (p + $0.0, $0.1) } }
             let psiTheta = named("concept_extractor.", m.conceptExtractor) + named("explainer.", m.explainer), mapping = named("gan.mapping.", m.gan.mapping)
             let opt = Adam([ParameterGroup(psiTheta, lr: 1e-4)]), ganOpt = Adam([ParameterGroup(mapping, lr: 1e-4)])
@@ -53,12 +55,14 @@ struct BenchVisCoINCommand: ParsableCommand {
             var parts = (synthetic: [Double](), forward: [Double](), backward: [Double](), step: [Double]())
             for iteration in 0...max(1, o.bench.repeats) {
                 let noise = RandomGenerator(seed: 4, stream: UInt64(iteration))
+                if iteration == 1 { BufferPool.shared.resetPeak() }
                 var t = Console.now()
                 let synthetic = noGrad { g(noise.normal([o.batch, g.config.zDim]), noise: .random(noise)).image }
                 let t1 = Console.now()
                 let x = concatenate([real, synthetic], dim: 0)
-                let forward = VisCoINObjective.forward(m, images: x, noise: .random(noise), dropout: noise)
-                let terms = VisCoINObjective.losses(m, forward, images: x, labels: labels, iteration: 1000, weights: VisCoINWeights(), lpips: lpips)
+                let forward = VisCoINObjective.forward(m, images: x, noise: .random(noise), dropout: noise, recompute: o.recomputeActivations)
+                let terms = VisCoINObjective.losses(m, forward, images: x, labels: labels, iteration: 1000, weights: VisCoINWeights(), lpips: lpips,
+                                                    recompute: o.recomputeActivations)
                 let t2 = Console.now()
                 try parallel.backward(terms.total)
                 let t3 = Console.now()
@@ -76,6 +80,8 @@ struct BenchVisCoINCommand: ParsableCommand {
             report.add("backward (with the gradient all-reduce)", median(parts.backward) * 1000, "ms")
             report.add("two Adam steps", median(parts.step) * 1000, "ms")
             report.add("training iteration", Double(2 * o.batch * comm.size) / total, "images/s", [("iteration_ms", .double(total * 1000))])
+            // The buffers the iteration holds at once (tensors and scratch of at least 16 KiB), after the first.
+            report.add("training iteration: peak tensor memory", Double(BufferPool.shared.usage.peakLiveBytes) / Double(1 << 20), "MiB")
             m.eval()
             let evaluation = timeSteps(max(1, o.bench.repeats)) { _ = noGrad { VisCoINObjective.forward(m, images: real, noise: .const) } }
             report.add("evaluation forward", Double(o.batch * comm.size) / evaluation, "images/s", [("batch_ms", .double(evaluation * 1000))])

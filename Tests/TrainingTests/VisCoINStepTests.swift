@@ -62,8 +62,10 @@ struct GoldenEnsemble {
 }
 
 @Suite struct VisCoINStepTests {
-    @Test(arguments: ["train_steps_b11", "train_steps_b11_no_switch"])
-    func twoIterationsMatchTheReference(_ name: String) throws {
+    /// `recompute`: f's and LPIPS's activations on the reconstruction recomputed in the backward
+    /// pass (train-viscoin --recompute-activations) must give the same iterations.
+    @Test(arguments: [("train_steps_b11", false), ("train_steps_b11_no_switch", false), ("train_steps_b11", true)])
+    func twoIterationsMatchTheReference(_ name: String, recompute: Bool) throws {
         let golden = try GoldenCase("viscoin_ops/\(name)")
         record(golden.checkPgenSamples())
         let e = try GoldenEnsemble(golden)
@@ -102,8 +104,9 @@ struct GoldenEnsemble {
             let synthetic = noGrad { e.pretrained(try! golden.tensor("input.synthetic_z" + tag), noise: .const).image }
             if golden.has("input.synthetic_images" + tag) { failures.append(golden.check("input.synthetic_images" + tag, synthetic)) }
             let all = concatenate([real, synthetic], dim: 0)
-            let f = VisCoINObjective.forward(m, images: all, noise: .const, dropoutMask: try golden.tensor("input.explainer_dropout_mask" + tag))
-            let t = VisCoINObjective.losses(m, f, images: all, labels: labels, iteration: i, weights: weights, lpips: e.lpips)
+            let f = VisCoINObjective.forward(m, images: all, noise: .const, dropoutMask: try golden.tensor("input.explainer_dropout_mask" + tag),
+                                             recompute: recompute)
+            let t = VisCoINObjective.losses(m, f, images: all, labels: labels, iteration: i, weights: weights, lpips: e.lpips, recompute: recompute)
             t.total.backward()
             let outputs: [(String, Tensor?)] = [
                 ("classes", f.classes), ("phi", f.phi), ("phi_prime", f.phiPrime), ("explainer_classes", f.explainerClasses),

@@ -53,6 +53,9 @@ public struct VisCoINTrainingConfig: TrainingConfiguration, Equatable {
     public var seed: UInt64 = 0
     public var workers = 1
     public var cache = false
+    /// Recompute f's and LPIPS-VGG's activations on the reconstruction in the backward pass
+    /// instead of keeping them (less memory, one more forward pass of each; same results).
+    public var recomputeActivations = false
     public var checkpointEvery = 0
     public var keep = 3
     public var checkpointDir: String? = nil
@@ -303,8 +306,9 @@ final class VisCoINJob: TrainingJob {
         let k = models.concepts, p = models.explainer.dropoutProbability
         let masks = (generators(3, n) + generators(4, n)).map { g in g.bernoulli([1, k, 3, 3], p: 1 - p) }
         let forward = VisCoINObjective.forward(models, images: images, noise: .perSample(generators(5, n) + generators(6, n)),
-                                               dropoutMask: concatenate(masks, dim: 0))
-        let terms = VisCoINObjective.losses(models, forward, images: images, labels: batch.labels, iteration: run.step, weights: config.weights, lpips: lpips)
+                                               dropoutMask: concatenate(masks, dim: 0), recompute: config.recomputeActivations)
+        let terms = VisCoINObjective.losses(models, forward, images: images, labels: batch.labels, iteration: run.step, weights: config.weights, lpips: lpips,
+                                            recompute: config.recomputeActivations)
         try round.backward(round.count > 1 ? terms.total / Float(round.count) : terms.total)
         for (name, value) in terms.scalars { run.statistics.report(name, value, weight: Double(images.shape[0])) }
         let agreement = VisCoINBatchMetrics(classifierLogits: forward.classes, explainerLogits: forward.explainerClasses, labels: [Int](repeating: 0, count: 2 * n))
