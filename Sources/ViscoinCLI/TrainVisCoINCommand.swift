@@ -47,7 +47,7 @@ struct TrainVisCoINCommand: ParsableCommand {
     @Option(help: "Seed of the new modules, the data order and every random draw.") var seed = defaults.seed
     @Option(help: "Background threads loading batches per rank.") var workers = defaults.workers
     @Flag(help: "Keep decoded images in memory.") var cache = defaults.cache
-    @Flag(help: "Recompute f's and LPIPS's activations on the reconstruction in the backward pass (about 2 GB less at 256 px and batch 8 per rank, about 10% slower, same results).")
+    @Flag(help: "Recompute f's and LPIPS's activations on the reconstruction in the backward pass (about 2 GB less at 256 px and batch 8 per rank, about 10-20% slower; the same values up to float rounding, as the golden iterations check).")
     var recomputeActivations = defaults.recomputeActivations
 
     func run() throws {

@@ -54,7 +54,8 @@ public struct VisCoINTrainingConfig: TrainingConfiguration, Equatable {
     public var workers = 1
     public var cache = false
     /// Recompute f's and LPIPS-VGG's activations on the reconstruction in the backward pass
-    /// instead of keeping them (less memory, one more forward pass of each; same results).
+    /// instead of keeping them (less memory, one more forward pass of each; the same values up to float rounding: the
+    /// per-chunk passes may round differently from one pass over the batch).
     public var recomputeActivations = false
     public var checkpointEvery = 0
     public var keep = 3
