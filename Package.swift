@@ -6,6 +6,7 @@
 //   C system libraries  COpenMPI COpenBLAS COneDNN CZstd CPNG CJPEG CTIFF
 //   C shims             CMPIShim (MPI calls Swift cannot import) CImageCodecs (setjmp-safe codecs)
 //                       CConvShim (oneDNN direct convolutions behind our NCHW layout)
+//                       CBFloat16 (bf16 matrix products for --precision bf16)
 //   Swift foundations   Common LinearAlgebra Communication ImageCodecs Zstd SafeTensors
 //   Tensor core         TensorCore (tensors, autograd, operators, kernels)
 //   Models              NN (modules, layers) Models (ResNet, StyleGAN2, VisCoIN, Inception, LPIPS) FeatureMetrics (FID/KID)
@@ -41,10 +42,11 @@ let package = Package(
         .target(name: "CMPIShim", dependencies: ["COpenMPI"]),
         .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG", "CTIFF"]),
         .target(name: "CConvShim", dependencies: ["COneDNN"]),
+        .target(name: "CBFloat16", dependencies: ["COneDNN", "COpenBLAS"]),
 
         // Swift foundations.
         .target(name: "Common"),
-        .target(name: "LinearAlgebra", dependencies: ["COpenBLAS", "COneDNN"]),
+        .target(name: "LinearAlgebra", dependencies: ["COpenBLAS", "COneDNN", "CBFloat16"]),
         .target(name: "Communication", dependencies: ["CMPIShim", "Common"]),
         .target(name: "ImageCodecs", dependencies: ["CImageCodecs", "Common"]),
         .target(name: "Zstd", dependencies: ["CZstd", "Common"]),

@@ -24,9 +24,10 @@ Each measurement is one warm-up then the median of --steps timed steps, the same
 Output: one JSON object per line with the same names as `viscoin bench models|viscoin --json`.
 
 usage: python tools/bench_torch.py [--threads 2] [--batch 8] [--steps 3] [--only all|resnet|stylegan|tiny|viscoin]
-                                   [--resolutions 224,256] [--label default]
+                                   [--resolutions 224,256] [--label default] [--autocast bf16]
 """
 import argparse
+import contextlib
 import json
 import math
 import resource
@@ -483,10 +484,18 @@ def minor_faults():
 class Report:
     def __init__(self, args):
         self.settings = {"bench": "torch models", "threads": args.threads, "batch": args.batch, "torch": torch.__version__,
-                         "malloc": args.label, "kernels": "oneDNN " + (torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "?")}
+                         "malloc": args.label, "precision": args.autocast or "float32", "kernels": "oneDNN " + (torch.backends.cpu.get_cpu_capability() if hasattr(torch.backends, "cpu") else "?")}
 
     def add(self, name, value, unit, **extra):
         print(json.dumps({"name": name, "value": value, "unit": unit, **extra, **self.settings}), flush=True)
+
+
+AUTOCAST = None
+
+
+def amp():
+    """torch.autocast on the CPU with --autocast bf16 (convolutions and matrix products in bf16)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16) if AUTOCAST == "bf16" else contextlib.nullcontext()
 
 
 def adam(params):
@@ -505,14 +514,16 @@ def bench_resnet(r, args, report):
     def step():
         before = minor_faults()
         opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), labels).backward()
+        with amp():
+            loss = F.cross_entropy(model(x), labels)
+        loss.backward()
         opt.step()
         faults[0] = minor_faults() - before
 
     t = time_steps(args.steps, step)
     report.add(f"resnet50 train step {r}px", args.batch / t, "images/s", step_ms=t * 1000, minor_faults_per_step=faults[0])
     model.eval()
-    with torch.no_grad():
+    with torch.no_grad(), amp():
         t = time_steps(args.steps, lambda: model(x))
     report.add(f"resnet50 inference {r}px", args.batch / t, "images/s", step_ms=t * 1000)
 
@@ -522,7 +533,7 @@ def bench_stylegan(name, make, steps, args, report, r1=True):
     g, d = make()
     z = torch.randn(args.batch, g.z_dim)
     g.eval()
-    with torch.no_grad():
+    with torch.no_grad(), amp():
         t = time_steps(steps, lambda: g(z))
     report.add(f"{name} G inference", args.batch / t, "images/s", step_ms=t * 1000)
     g.train()
@@ -534,7 +545,9 @@ def bench_stylegan(name, make, steps, args, report, r1=True):
     def gstep():
         before = minor_faults()
         opt.zero_grad(set_to_none=True)
-        F.softplus(-d(g(z))).mean().backward()
+        with amp():
+            loss = F.softplus(-d(g(z).float())).mean()
+        loss.backward()
         opt.step()
         faults[0] = minor_faults() - before
 
@@ -572,7 +585,10 @@ def main():
                     help="'all' is the `bench models` set; 'viscoin' is `bench viscoin` (run it in its own process)")
     ap.add_argument("--resolutions", default="224,256")
     ap.add_argument("--label", default="default", help="recorded as 'malloc' in each line")
+    ap.add_argument("--autocast", choices=["bf16"], help="run the ResNet and the G passes under torch.autocast (CPU, bf16)")
     args = ap.parse_args()
+    global AUTOCAST
+    AUTOCAST = args.autocast
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)
     report = Report(args)

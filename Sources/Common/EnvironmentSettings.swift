@@ -9,6 +9,7 @@ public enum EnvironmentSettings {
         ("VISCOIN_POOL_MB", "a whole number of MiB (0 or more)", { Int($0).map { $0 >= 0 && $0 < 1 << 40 } ?? false }),
         ("VISCOIN_CONV", "auto, onednn or im2col", { ["auto", "onednn", "im2col"].contains($0) }),
         ("VISCOIN_GEMM", "onednn or openblas", { $0 == "onednn" || $0 == "openblas" }),
+        ("VISCOIN_PRECISION", "float32 or bf16", { $0 == "float32" || $0 == "bf16" }),
         ("VISCOIN_FORCE_MPI", "0 or 1", { $0 == "0" || $0 == "1" }),
         ("VISCOIN_DDP_MODE", "blocking or nonblocking", { $0 == "blocking" || $0 == "nonblocking" }),
         ("VISCOIN_FAULT_STEP", "a step number (1 or more)", { Int($0).map { $0 >= 1 } ?? false }),

@@ -3,6 +3,9 @@
 // (VISCOIN_GEMM=onednn, opt-in: about 5% faster ResNet-50 steps on AVX2, but its different
 // summation order moved one full ResNet-50 golden case outside its tolerance); the thread-count
 // setting of both; what OpenBLAS reports about itself. LAPACK and dgemm stay on OpenBLAS.
+// With the bf16 precision (--precision bf16, VISCOIN_PRECISION=bf16) every sgemm rounds its
+// operands to bfloat16 and accumulates in float32 (CBFloat16, on oneDNN's bf16 GEMM).
+import CBFloat16
 import COneDNN
 import COpenBLAS
 import Synchronization
@@ -17,6 +20,21 @@ public enum GEMMLibrary: String, Sendable, CaseIterable {
     }
 }
 
+/// The arithmetic of `BLAS.sgemm` (and so of every matrix product and im2col convolution).
+public enum Precision: String, Sendable, CaseIterable {
+    /// float32 operands and accumulation: the default, exact to the reference's tolerances.
+    case float32
+    /// Operands rounded to bfloat16 (nearest even), products accumulated in float32, float32
+    /// results; master weights, optimizer state and every other op stay float32 (as PyTorch's
+    /// CPU autocast for convolutions and matrix products, with float32 outputs).
+    case bf16
+
+    /// VISCOIN_PRECISION (float32 or bf16; default float32). An unknown value is refused at start.
+    public static var fromEnvironment: Precision {
+        getenv("VISCOIN_PRECISION").flatMap { Precision(rawValue: String(cString: $0)) } ?? .float32
+    }
+}
+
 public enum BLAS {
     /// The library chosen for this process.
     public static let configuredGEMM: GEMMLibrary = .fromEnvironment
@@ -28,6 +46,28 @@ public enum BLAS {
     /// The library `sgemm` calls here.
     public static var gemm: GEMMLibrary { gemmOverride ?? configuredGEMM }
 
+    private static let precisionSetting = Atomic<Bool>(Precision.fromEnvironment == .bf16)
+
+    /// The precision of this process (VISCOIN_PRECISION, or `--precision`, set before any work).
+    public static var configuredPrecision: Precision {
+        get { precisionSetting.load(ordering: .relaxed) ? .bf16 : .float32 }
+        set { precisionSetting.store(newValue == .bf16, ordering: .relaxed) }
+    }
+
+    /// A precision for the work of one task (the tests compare both):
+    /// `BLAS.$precisionOverride.withValue(.bf16) { ... }`.
+    @TaskLocal public static var precisionOverride: Precision?
+
+    /// The precision `sgemm` computes in here.
+    public static var precision: Precision { precisionOverride ?? configuredPrecision }
+
+    /// The bf16 kernel: oneDNN's bf16 GEMM where it runs on this CPU, else OpenBLAS on the
+    /// bf16-rounded operands (the same arithmetic, without the speed).
+    public static var bf16Kernel: String { String(cString: vbf16_kernel()) }
+
+    /// Whether the bf16 products run on oneDNN's bf16 kernels.
+    public static var hasNativeBF16: Bool { vbf16_native() != 0 }
+
     /// Floating-point operations (2 per multiply-add) of every sgemm and oneDNN convolution so
     /// far, for the benchmarks' GFLOP/s and fraction of the sgemm peak.
     public static let flopCounter = Atomic<UInt64>(0)
@@ -36,6 +76,7 @@ public enum BLAS {
 
     /// The sgemm library and its kernels, for benchmark lines and `viscoin env`.
     public static var gemmDescription: String {
+        if precision == .bf16 { return bf16Kernel }
         switch gemm {
         case .onednn:
             let v = dnnl_version()!.pointee
@@ -64,6 +105,11 @@ public enum BLAS {
             return
         }
         flopCounter.wrappingAdd(2 * UInt64(m) * UInt64(n) * UInt64(k), ordering: .relaxed)
+        if precision == .bf16 {
+            let status = vbf16_gemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+            precondition(status == 0, "bf16 gemm \(m)x\(n)x\(k): cannot allocate its operand buffers")
+            return
+        }
         switch gemm {
         case .onednn:
             // Row-major like ours. It only fails for invalid arguments, which the checks above

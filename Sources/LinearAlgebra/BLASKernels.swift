@@ -139,8 +139,15 @@ public enum BLASKernels {
     /// case, alpha and beta: nil when every element is within 4 k eps sum_k |a b| (+ |beta c|) of
     /// the reference, else a description of the worst element. VISCOIN_BLAS_SELFCHECK_FAIL=1
     /// makes it fail (for the tests of the fallback).
-    public static func selfCheck() -> String? {
+    /// With `precision` bf16 it checks the bf16 products against the float64 product of the
+    /// bf16-rounded operands (exact products, float32 accumulation: the same bound).
+    public static func selfCheck(precision: Precision = .float32) -> String? {
+        BLAS.$precisionOverride.withValue(precision) { check(precision) }
+    }
+
+    private static func check(_ precision: Precision) -> String? {
         if getenv("VISCOIN_BLAS_SELFCHECK_FAIL").map({ String(cString: $0) }) == "1" { return "forced by VISCOIN_BLAS_SELFCHECK_FAIL=1" }
+        let operand: (Float) -> Double = precision == .bf16 ? { Double(BFloat16Rounding.rounded($0)) } : { Double($0) }
         let shapes = [(67, 45, 131), (130, 96, 300), (5, 257, 33), (1, 64, 512), (300, 17, 9), (96, 96, 96)]
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next() -> Float {
@@ -166,7 +173,7 @@ public enum BLASKernels {
                     for j in 0..<n {
                         var sum = 0.0, magnitude = 0.0
                         for p in 0..<k {
-                            let x = Double(ta ? a[p * lda + i] : a[i * lda + p]), y = Double(tb ? b[j * ldb + p] : b[p * ldb + j])
+                            let x = operand(ta ? a[p * lda + i] : a[i * lda + p]), y = operand(tb ? b[j * ldb + p] : b[p * ldb + j])
                             sum += x * y
                             magnitude += abs(x * y)
                         }
@@ -174,7 +181,7 @@ public enum BLASKernels {
                         let bound = 4 * Double(k + 2) * Double(Float.ulpOfOne) * (Double(alpha) * magnitude + Double(beta) * abs(Double(c0[i * n + j]))) + 1e-30
                         let error = abs(Double(c[i * n + j]) - reference)
                         if !(error <= bound) {
-                            return "sgemm \(m)x\(n)x\(k)\(ta ? " A^T" : "")\(tb ? " B^T" : ""): element (\(i), \(j)) is \(c[i * n + j]), float64 says \(reference)"
+                            return "\(precision == .bf16 ? "bf16 gemm" : "sgemm") \(m)x\(n)x\(k)\(ta ? " A^T" : "")\(tb ? " B^T" : ""): element (\(i), \(j)) is \(c[i * n + j]), float64 says \(reference)"
                         }
                     }
                 }

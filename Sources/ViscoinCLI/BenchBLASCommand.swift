@@ -27,7 +27,7 @@ struct BenchBLASCommand: ParsableCommand {
         let repeats = bench.repeats
         let json = bench.json
         let allreduceFloats = allreduceFloats, allreduceOnly = allreduceOnly
-        try Runtime.run(threads: runtime.threads) { comm, threads in
+        try Runtime.run(runtime) { comm, threads in
             let report = BenchReport(title: "bench blas", communicator: comm, threads: threads)
             // (name, m, n, k): C[m x n] = A[m x k] B[k x n]; ResNet-50 shapes at 224, batch 1 per GEMM.
             let shapes: [(String, Int, Int, Int)] = [

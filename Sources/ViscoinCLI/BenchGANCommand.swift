@@ -29,7 +29,7 @@ struct BenchGANCommand: ParsableCommand {
 
     func run() throws {
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, threads in
+        try Runtime.run(runtime) { comm, threads in
             guard o.cfg == "tiny" || o.cfg == "auto" else { throw ValidationError("--cfg must be tiny or auto") }
             guard o.batch >= 2, o.batch % min(4, o.batch) == 0 else { throw ValidationError("--batch must be at least 2 and a multiple of the minibatch-std group 4") }
             let config: StyleGAN2Config = o.cfg == "tiny" ? .tiny : .auto(resolution: 256)

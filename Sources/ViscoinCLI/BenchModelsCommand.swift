@@ -43,7 +43,7 @@ struct BenchModelsCommand: ParsableCommand {
 
     func run() throws {
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, threads in
+        try Runtime.run(runtime) { comm, threads in
             let report = BenchReport(title: "bench models", communicator: comm, threads: threads, batch: o.batch)
             let probe = PeakProbe()
             benchPeak = (0..<5).map { _ in probe.measure() }.sorted()[2]

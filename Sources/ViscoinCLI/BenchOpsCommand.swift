@@ -26,7 +26,7 @@ struct BenchOpsCommand: ParsableCommand {
 
     func run() throws {
         let repeats = bench.repeats, json = bench.json, batch = batch, only = only
-        try Runtime.run(threads: runtime.threads) { comm, threads in
+        try Runtime.run(runtime) { comm, threads in
             Parallel.setThreadCount(threads)
             let report = BenchReport(title: "bench ops", communicator: comm, threads: threads, batch: batch)
             let probe = PeakProbe()

@@ -33,7 +33,7 @@ struct BenchTrainCommand: ParsableCommand {
 
     func run() throws {
         let (json, arch, resolution, batch, steps, directory) = (bench.json, arch, resolution, batch, steps, checkpointDirectory)
-        try Runtime.run(threads: runtime.threads) { comm, threads in
+        try Runtime.run(runtime) { comm, threads in
             guard let config = ResNetConfig.named(arch) else { throw ValidationError("--arch \(arch) is not a known ResNet") }
             guard batch % comm.size == 0 else { throw ValidationError("--batch \(batch) must be divisible by the \(comm.size) ranks") }
             let perRank = batch / comm.size

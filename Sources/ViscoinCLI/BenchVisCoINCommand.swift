@@ -33,7 +33,7 @@ struct BenchVisCoINCommand: ParsableCommand {
 
     func run() throws {
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, threads in
+        try Runtime.run(runtime) { comm, threads in
             guard o.resolution == 256 || o.resolution == 32 else { throw ValidationError("--resolution must be 256 or 32") }
             guard o.batch >= 1 else { throw ValidationError("--batch must be positive") }
             let big = o.resolution == 256

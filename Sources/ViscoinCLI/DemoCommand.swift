@@ -27,7 +27,7 @@ struct DemoCommand: ParsableCommand {
 
     func run() throws {
         let out = out, count = images, side = size
-        try Runtime.run(threads: runtime.threads) { comm, threads in
+        try Runtime.run(runtime) { comm, threads in
             let start = Console.now()
             if comm.isRoot {
                 Console.print("demo: \(comm.size) rank(s) [\(comm.implementation)], \(threads) thread(s) per rank, \(count) images of \(side)x\(side) per rank")

@@ -31,7 +31,7 @@ struct EnvCommand: ParsableCommand {
             return
         }
         let compare = compareKernels
-        try Runtime.run(threads: runtime.threads) { comm, threads in
+        try Runtime.run(runtime) { comm, threads in
             let line = "rank \(comm.rank)/\(comm.size) host \(comm.hostName) pid \(getpid()) threads \(threads) blas-threads \(BLAS.threadCount)"
             let lines = try comm.allGather(string: line)
             if comm.isRoot {
@@ -39,6 +39,10 @@ struct EnvCommand: ParsableCommand {
                 out += "  communicator: \(comm.implementation), world size \(comm.size)\n"
                 out += "  cpu: \(cpuModel()), \(sysconf(Int32(_SC_NPROCESSORS_ONLN))) online cores\n"
                 out += "  sgemm: \(BLAS.gemmDescription) (VISCOIN_GEMM=\(environment("VISCOIN_GEMM") ?? "openblas, the default")); convolutions: \(ConvBackend.setting) (VISCOIN_CONV)\n"
+                out += "  precision: \(BLAS.precision.rawValue) (--precision, VISCOIN_PRECISION); bf16 products: \(BLAS.bf16Kernel)\n"
+                if BLAS.precision == .bf16 {
+                    out += "  bf16 self-check against float64: \(BLASKernels.selfCheck(precision: .bf16).map { "FAILED: \($0)" } ?? "passed")\n"
+                }
                 out += "  openblas: \(BLAS.configuration)\n"
                 out += "  openblas core type: \(BLAS.coreType) (OPENBLAS_CORETYPE=\(environment("OPENBLAS_CORETYPE") ?? "unset"))\n"
                 out += "  blas kernels: \(BLASKernels.selection); VISCOIN_BLAS_CORE=\(environment("VISCOIN_BLAS_CORE") ?? "auto (default)"); best for this CPU: \(BLASKernels.best() ?? "not ranked")\n"

@@ -35,7 +35,7 @@ struct ExploreCommand: ParsableCommand {
 
     func run() throws {
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             guard comm.size == 1 else { throw ValidationError("explore runs as one process (start it without mpirun)") }
             let (models, dataset) = try EnsembleOptions.load(viscoin: o.viscoin, data: o.data)
             let loopback = ["127.0.0.1", "localhost", "::1"].contains(o.host)
@@ -101,7 +101,7 @@ struct HeatmapsCommand: ParsableCommand {
         guard topK >= 1 else { throw ValidationError("--top-k must be at least 1") }
         let parsed = images.split(separator: ",").map { Int(String($0.filter { $0 != " " })) }
         guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil && $0! >= 0 }) else { throw ValidationError("--images must list test positions, e.g. 0,5,9") }
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let (models, dataset) = try o.ensemble.load()
             guard comm.isRoot else { try comm.sleepingBarrier(); return }
             let test = dataset.index.indices(of: [.test])

@@ -41,7 +41,7 @@ struct FIDCommand: ParsableCommand {
     func run() throws {
         if let out { try requireWritable(out, "--out") }
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let detector = try FeatureDetectors.load(o.detector, preprocessing: o.preprocessing)
             func folder(_ dir: String) throws -> FeatureStatistics {
                 try FIDPipeline.folderStatistics(dir, detector: detector, batch: o.batch, maxItems: o.maxItems, keepFeatures: o.kid,

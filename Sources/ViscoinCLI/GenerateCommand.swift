@@ -37,7 +37,7 @@ struct GenerateCommand: ParsableCommand {
     func run() throws {
         try requireWritable(outdir, "--outdir")
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let (module, _) = try ModelFile.load(o.network, expecting: .generator)
             let g = module as! Generator
             let latents = try o.latents.map { try GeneratorSampling.latents(file: $0, for: g) } ?? .seeds(try GeneratorSampling.parseSeeds(o.seeds))

@@ -94,7 +94,7 @@ struct PrepareCUBCommand: ParsableCommand {
                                         skipBad: source.skipBad, attributes: !noAttributes)
         let prepare = PrepareOptions(output: common.out, size: source.size, skipBad: source.skipBad, force: common.force,
                                      minimumSourceSize: source.minSize)
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let plan = try CUBSource.plan(options)
             if comm.isRoot { Console.print("prepare cub: \(plan.items.count) images, \(plan.classes.count) classes from \(root)") }
             try Preparation.write(plan, options: prepare, communicator: comm)
@@ -144,7 +144,7 @@ struct PrepareFolderCommand: ParsableCommand {
                                                 seed: common.seed, skipBad: source.skipBad)
         let prepare = PrepareOptions(output: common.out, size: source.size, skipBad: source.skipBad, force: common.force,
                                      minimumSourceSize: source.minSize)
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let plan = try ClassFolderSource.plan(options)
             if comm.isRoot {
                 Console.print("prepare folder: \(plan.items.count) images, \(plan.classes.count) classes (\(plan.classes.joined(separator: ", ")))")
@@ -187,7 +187,7 @@ struct PrepareDemoCommand: ParsableCommand {
         try common.checkOutput(inputs: [])
         let plan = DemoTissue.plan(count: count, seed: common.seed, valFraction: common.valFraction, testFraction: testFraction)
         let prepare = PrepareOptions(output: common.out, size: size, force: common.force)
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             try Preparation.write(plan, options: prepare, communicator: comm)
         }
     }

@@ -15,12 +15,24 @@ struct RuntimeOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads per rank (BLAS and our kernels). Default: VISCOIN_THREADS, else SLURM_CPUS_PER_TASK under srun, else cores / ranks on this host.")
     var threads: Int?
 
+    @Option(name: .long, help: "Arithmetic of convolutions and matrix products: float32 (exact, the default) or bf16 (operands rounded to bfloat16, float32 accumulation, master weights and every other op float32; about 2-3x faster products on CPUs with AVX512-BF16). Default: VISCOIN_PRECISION, else float32.")
+    var precision: Precision?
+
     func validate() throws {
         if let threads, threads < 1 || threads > 1024 { throw ValidationError("--threads must be between 1 and 1024 (got \(threads))") }
     }
 }
 
+extension Precision: ExpressibleByArgument {}
+
 enum Runtime {
+    /// `run(threads:_:)` with the options every distributed command accepts, after setting the
+    /// precision they ask for.
+    static func run(_ options: RuntimeOptions, _ body: (any Communicator, Int) throws -> Void) throws {
+        if let precision = options.precision { BLAS.configuredPrecision = precision }
+        try run(threads: options.threads, body)
+    }
+
     /// Threads per rank: explicit value, VISCOIN_THREADS, or what the launcher gives this rank
     /// (SLURM's CPUs per task; else the cores of this host divided by the ranks placed on it).
     static func resolveThreads(_ requested: Int?) -> Int {

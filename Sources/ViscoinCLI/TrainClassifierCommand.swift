@@ -48,7 +48,7 @@ struct TrainClassifierCommand: ParsableCommand {
     @Flag(help: "Keep decoded images in memory.") var cache = defaults.cache
 
     func run() throws {
-        try TrainingCommand.run(self, Config.self, threads: runtime.threads, dryRun: runOptions.dryRun, details: { config, comm in
+        try TrainingCommand.run(self, Config.self, runtime: runtime, dryRun: runOptions.dryRun, details: { config, comm in
             ["images per rank per round: \(config.imagesPerRound(worldSize: comm.size))"]
         }, train: { config, comm in
             _ = try ClassifierTrainer(config: config, communicator: comm).run()

@@ -48,7 +48,7 @@ struct TrainGANCommand: ParsableCommand {
     @Flag(help: "Keep decoded training images in memory.") var cache = defaults.cache
 
     func run() throws {
-        try TrainingCommand.run(self, Config.self, threads: runtime.threads, dryRun: runOptions.dryRun, details: { config, comm in
+        try TrainingCommand.run(self, Config.self, runtime: runtime, dryRun: runOptions.dryRun, details: { config, comm in
             let settings = try GANTrainer.settings(config, worldSize: comm.size)
             return ["resolved settings: " + (try JSONValueEncoder().encode(settings)).serialized(pretty: true)]
         }, train: { config, comm in

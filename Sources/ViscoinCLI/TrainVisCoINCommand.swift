@@ -51,7 +51,7 @@ struct TrainVisCoINCommand: ParsableCommand {
     var recomputeActivations = defaults.recomputeActivations
 
     func run() throws {
-        try TrainingCommand.run(self, Config.self, threads: runtime.threads, dryRun: runOptions.dryRun, details: { config, comm in
+        try TrainingCommand.run(self, Config.self, runtime: runtime, dryRun: runOptions.dryRun, details: { config, comm in
             ["real images per rank per round: \(config.batchSize / (comm.size * config.accumulate)) (+ as many synthetic)",
              "LPIPS term: \(config.lpips == nil ? "off (no --lpips)" : "on")"]
         }, train: { config, comm in

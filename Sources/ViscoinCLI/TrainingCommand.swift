@@ -6,6 +6,7 @@
 import ArgumentParser
 import Common
 import Communication
+import LinearAlgebra
 import Models
 import Training
 
@@ -35,7 +36,7 @@ extension OptionGroup: ParsedGroup { var group: Any { wrappedValue } }
 
 enum ConfigurationOptions {
     /// Option names that steer the command, not the job.
-    static let commandOnly: Set<String> = ["threads", "dry_run"]
+    static let commandOnly: Set<String> = ["threads", "precision", "dry_run"]
 
     /// The values of a parsed command's options (and option groups) by configuration key.
     static func fields(of command: Any) throws -> [(String, JSONValue)] {
@@ -71,7 +72,7 @@ enum TrainingCommand {
     /// Builds the configuration, then either prints it (`--dry-run`, with `details` of the
     /// resolved run) or calls `train` under the communicator. Configuration errors are usage
     /// errors (exit 64) naming the flag.
-    static func run<Config: TrainingConfiguration>(_ command: Any, _ type: Config.Type, threads: Int?, dryRun: Bool,
+    static func run<Config: TrainingConfiguration>(_ command: Any, _ type: Config.Type, runtime: RuntimeOptions, dryRun: Bool,
                                                    details: @escaping (Config, any Communicator) throws -> [String] = { _, _ in [] },
                                                    train: @escaping (Config, any Communicator) throws -> Void) throws {
         let config: Config
@@ -80,7 +81,7 @@ enum TrainingCommand {
         } catch let error as ConfigurationError {
             throw ValidationError(error.message)
         }
-        try Runtime.run(threads: threads) { comm, threadCount in
+        try Runtime.run(runtime) { comm, threadCount in
             if dryRun {
                 do {
                     try config.validateRunOptions()
@@ -91,7 +92,7 @@ enum TrainingCommand {
                 let lines = try details(config, comm)
                 if comm.isRoot {
                     Console.print(config.json.serialized(pretty: true))
-                    Console.print((["ranks: \(comm.size), threads per rank: \(threadCount)"] + lines).joined(separator: "\n"))
+                    Console.print((["ranks: \(comm.size), threads per rank: \(threadCount), precision: \(BLAS.precision.rawValue)"] + lines).joined(separator: "\n"))
                 }
                 return
             }

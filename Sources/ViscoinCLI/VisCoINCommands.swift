@@ -65,7 +65,7 @@ struct EvaluateCommand: ParsableCommand {
     func run() throws {
         if let out { try requireWritable(out, "--out") }
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let (models, dataset) = try o.ensemble.load()
             let detector = try o.detector.map { try FeatureDetectors.load($0) }
             let r = try VisCoINEvaluation.evaluate(models, loader: try o.ensemble.testLoader(dataset, comm), classNames: dataset.classes,
@@ -134,7 +134,7 @@ struct AmplifyCommand: ParsableCommand {
         let factors = multipliers.split(separator: ",").map { Float($0) }
         guard !factors.isEmpty, factors.allSatisfy({ $0 != nil && $0!.isFinite }) else { throw ValidationError("--multipliers must list numbers, e.g. 0,1,2,4") }
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let (models, dataset) = try o.ensemble.load()
             if case .indices(let list) = rule, let bad = list.first(where: { $0 >= models.concepts }) {
                 throw ValidationError("--concepts: concept \(bad) does not exist (the ensemble has \(models.concepts))")
@@ -226,7 +226,7 @@ struct ConceptsCommand: ParsableCommand {
     func run() throws {
         try requireWritable(outdir, "--outdir")
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let (models, dataset) = try o.ensemble.load()
             let loader = try o.ensemble.testLoader(dataset, comm)
             let stats = try ConceptStatisticsCollector.collect(models, loader: loader, communicator: comm)
@@ -291,7 +291,7 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         let o = self
-        try Runtime.run(threads: runtime.threads) { comm, _ in
+        try Runtime.run(runtime) { comm, _ in
             let configPath = Files.join(o.runDirectory, "config.json")
             guard Files.exists(configPath) else { throw ValidationError("\(o.runDirectory) is not a train-viscoin run folder (no config.json)") }
             let saved = try VisCoINTrainingConfig.decode(try JSONValue.parse(try Files.read(configPath)), source: configPath)

@@ -76,3 +76,20 @@ import Testing
         #expect(BLASKernels.plan(mode: .family("SkylakeX"), current: "Haswell", flags: avx2) == nil)
     }
 }
+
+/// `--precision bf16` on oneDNN's own bf16 kernel (the unit tests run under the AVX2 pin,
+/// where the OpenBLAS fallback computes): the binary's self-check against float64.
+@Suite struct BFloat16KernelTests {
+    @Test func bf16SelfCheckOnTheNativeKernel() throws {
+        try requireReleaseBinary()
+        let r = runShell("env -u ONEDNN_MAX_CPU_ISA .build/release/viscoin env --precision bf16")
+        #expect(r.status == 0, "\(r.output)")
+        #expect(r.output.contains("precision: bf16"), "\(r.output)")
+        #expect(r.output.contains("bf16 self-check against float64: passed"), "\(r.output)")
+        if BLAS.cpuFlags.contains("avx512_bf16") || BLAS.cpuFlags.contains("avx512bw") {
+            #expect(r.output.contains("bf16 products: oneDNN bf16 gemm"), "\(r.output)")
+        }
+        let bad = runShell("env VISCOIN_PRECISION=half .build/release/viscoin env")
+        #expect(bad.status != 0 && bad.output.contains("VISCOIN_PRECISION='half': must be float32 or bf16"), "\(bad.output)")
+    }
+}

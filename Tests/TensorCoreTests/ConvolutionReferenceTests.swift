@@ -76,6 +76,38 @@ struct ConvolutionReferenceTests {
     }
 }
 
+/// `--precision bf16`: every product of a convolution (forward, input and weight gradient) has
+/// bf16 operands and float32 accumulation, so each equals the naive loop over bf16-rounded
+/// operands to float32 accuracy (the forward pass rounds x and w, the input gradient w and the
+/// output gradient, the weight gradient x and the output gradient).
+struct BFloat16ConvolutionTests {
+    static let cases = ConvolutionReferenceTests.cases.filter { $0.h >= 2 } + [
+        .init(n: 2, c: 16, h: 9, w: 9, o: 8, k: 3, stride: 1, pad: 1, groups: 1),
+        .init(n: 2, c: 8, h: 6, w: 6, o: 16, k: 1, stride: 1, pad: 0, groups: 1),
+    ]
+
+    @Test(arguments: cases) func productsUseBF16OperandsWithFloat32Accumulation(_ t: ConvolutionReferenceTests.Case) {
+        BLAS.$precisionOverride.withValue(.bf16) {
+            #expect(ConvBackend.current == .im2col)
+            let x = RandomGenerator(seed: 1).normal([t.n, t.c, t.h, t.w]).requiringGrad()
+            let w = RandomGenerator(seed: 2).normal([t.o, t.c / t.groups, t.k, t.k]).requiringGrad()
+            let y = conv2d(x, w, stride: t.stride, padding: t.pad, groups: t.groups)
+            let gy = RandomGenerator(seed: 3).normal(y.shape)
+            (y * gy).sum().backward()
+            let r = { (v: [Float]) in v.map(BFloat16Rounding.rounded) }
+            let (xs, ws, gys) = (x.toArray(), w.toArray(), gy.toArray())
+            let test = ConvolutionReferenceTests()
+            let oh = y.shape[2], ow = y.shape[3]
+            test.expectClose(y.toArray(), ConvolutionReferenceTests.naive(r(xs), r(ws), gys, t, oh: oh, ow: ow).y, "bf16 output", t)
+            test.expectClose(x.grad!.toArray(), ConvolutionReferenceTests.naive(xs, r(ws), r(gys), t, oh: oh, ow: ow).gx, "bf16 input gradient", t)
+            test.expectClose(w.grad!.toArray(), ConvolutionReferenceTests.naive(r(xs), ws, r(gys), t, oh: oh, ow: ow).gw, "bf16 weight gradient", t)
+            // And it is not the float32 convolution.
+            let exact = ConvolutionReferenceTests.naive(xs, ws, gys, t, oh: oh, ow: ow).y
+            #expect(zip(y.toArray(), exact).contains { abs(Double($0) - $1) > 1e-4 }, "\(t): bf16 output equals float32")
+        }
+    }
+}
+
 /// The oneDNN direct convolutions (the default backend) against the im2col path, the reference
 /// oracle, on shapes like the networks' (3x3, 7x7 stride 2, stride-2 3x3, grouped convolutions
 /// as the fused modulated convolutions, the transposed convolution of the synthesis upsampling),

@@ -13,6 +13,7 @@
 // order, computed later, run on the same kernels. Stride-1 1x1 convolutions and every weight
 // gradient stay on sgemm, where oneDNN was measured slower (the reorders of large maps cost more
 // than its kernels gain); geometries oneDNN has no direct kernel for fall back to im2col.
+// With --precision bf16 and nothing forced, every network runs on im2col (bf16 products).
 import CConvShim
 import Common
 import LinearAlgebra
@@ -32,6 +33,7 @@ public enum ConvBackend: String, Sendable, CaseIterable {
     /// What `viscoin env` and the benchmarks report.
     public static var setting: String {
         if let forced = override ?? configured { return forced.rawValue }
+        if BLAS.precision == .bf16 { return "auto (im2col with bf16 products everywhere, for --precision bf16)" }
         return "auto (onednn in StyleGAN2's synthesis network and discriminator, im2col elsewhere)"
     }
 
@@ -43,7 +45,11 @@ public enum ConvBackend: String, Sendable, CaseIterable {
     @TaskLocal static var networkChoice: ConvBackend = .im2col
 
     /// The backend a convolution started here runs on.
-    public static var current: ConvBackend { override ?? configured ?? networkChoice }
+    /// With the bf16 precision, nothing forced, every convolution runs on im2col, where its
+    /// products are bf16 (the oneDNN convolutions here are float32).
+    public static var current: ConvBackend {
+        override ?? configured ?? (BLAS.precision == .bf16 ? .im2col : networkChoice)
+    }
 
     /// Runs `body` (a network's forward pass) with `backend` as the network's choice; an
     /// override or VISCOIN_CONV still wins.
