@@ -71,7 +71,7 @@ let package = Package(
                                                  .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Logging", package: "swift-log")]),
 
         // Training engine: data parallelism, optimizers, schedules, checkpoints, logs, reports, trainers.
-        .target(name: "Training", dependencies: ["Common", "Communication", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Datasets", "FeatureMetrics", "Evaluation", "ImageCodecs"]),
+        .target(name: "Training", dependencies: ["Common", "LinearAlgebra", "Communication", "Zstd", "SafeTensors", "TensorCore", "NN", "Models", "Datasets", "FeatureMetrics", "Evaluation", "ImageCodecs"]),
 
         // Helpers shared by the test targets (golden cases, tolerances, pgen).
         .target(name: "TestSupport", dependencies: ["TensorCore", "NN", "SafeTensors", "Common"]),

@@ -49,6 +49,7 @@ final class BenchReport {
             ("threads", JSONValue(threads)),
             ("batch", batch.map { JSONValue($0) } ?? .null),
             ("host", .string(communicator.hostName)),
+            ("precision", .string(BLAS.precision.rawValue)),
             ("gemm", .string(BLAS.gemmDescription)),
             ("conv", .string(ConvBackend.setting)),
             ("blas_core", .string(BLAS.coreType)),

@@ -15,7 +15,7 @@ struct RuntimeOptions: ParsableArguments {
     @Option(name: .long, help: "Compute threads per rank (BLAS and our kernels). Default: VISCOIN_THREADS, else SLURM_CPUS_PER_TASK under srun, else cores / ranks on this host.")
     var threads: Int?
 
-    @Option(name: .long, help: "Arithmetic of convolutions and matrix products: float32 (exact, the default) or bf16 (operands rounded to bfloat16, float32 accumulation, master weights and every other op float32; about 2-3x faster products on CPUs with AVX512-BF16). Default: VISCOIN_PRECISION, else float32.")
+    @Option(name: .long, help: "Arithmetic of convolutions and matrix products: float32 (exact, the default) or bf16 (operands rounded to bfloat16, float32 accumulation, master weights and every other op float32; faster only where the CPU's bf16 units outrun its float32 FMAs: on AVX512-BF16 without AMX they are slower, see the README, Performance). Default: VISCOIN_PRECISION, else float32.")
     var precision: Precision?
 
     func validate() throws {

@@ -5,6 +5,7 @@
 // and the report skeleton. A job supplies its phases, named checkpoint parts and a typed
 // state, what happens around each step (data, schedules, evaluation) and its report sections.
 import Common
+import LinearAlgebra
 import Communication
 import NN
 import TensorCore
@@ -182,6 +183,9 @@ public final class TrainingEngine<Job: TrainingJob> {
             try Files.writeAtomically(run.path("config.json"), text: config.json.serialized(pretty: true) + "\n")
         }
         run.lastStep = min(job.totalSteps, config.maxSteps ?? Int.max)
+        if BLAS.precision == .bf16 {
+            run.say("precision: bf16 (convolutions and matrix products with bf16 operands, float32 accumulation and weights: \(BLAS.bf16Kernel)); resume with the same --precision")
+        }
         StopSignals.install()
         try job.start(run)
         try train(job, store: store, run: run)
