@@ -93,3 +93,35 @@ import Testing
         #expect(bad.status != 0 && bad.output.contains("VISCOIN_PRECISION='half': must be float32 or bf16"), "\(bad.output)")
     }
 }
+
+/// A training run under `--precision bf16`: it says so, is bitwise reproducible with the same
+/// seed, and computes differently from float32 (the products really take bf16 operands), with
+/// a finite loss. Under the test pin the products run on the OpenBLAS fallback; the native run
+/// (oneDNN's bf16 kernel, where the CPU has one) must train as well.
+@Suite(.serialized) struct BFloat16TrainingTests {
+    static let dir = makeTestFolder("bf16")
+
+    func train(_ run: String, _ flags: String, env: String = "") -> ProcessResult {
+        runShell("env \(env) .build/release/viscoin train-classifier --data \(Self.dir)/demo --run \(Self.dir)/\(run) --arch tiny --epochs 1 --batch-size 9 --eval-batch-size 9 --seed 5 \(flags)", timeout: 300)
+    }
+
+    @Test func bf16RunIsReproducibleAndDiffersFromFloat32() throws {
+        try requireReleaseBinary()
+        let prepared = runShell(".build/release/viscoin prepare demo --out \(Self.dir)/demo --count 90 --size 32", timeout: 300)
+        try #require(prepared.status == 0, "\(prepared.output)")
+        let first = train("bf16-a", "--precision bf16")
+        #expect(first.status == 0, "\(first.output)")
+        #expect(first.output.contains("precision: bf16"), "\(first.output)")
+        #expect(first.output.contains("test: loss") && !first.output.contains("test: loss nan"), "\(first.output)")
+        let again = train("bf16-b", "", env: "VISCOIN_PRECISION=bf16")
+        #expect(again.status == 0, "\(again.output)")
+        let float32 = train("f32", "")
+        #expect(float32.status == 0 && !float32.output.contains("precision: bf16"), "\(float32.output)")
+        let hashes = ["bf16-a", "bf16-b", "f32"].map { checkpointHashes("\(Self.dir)/\($0)/checkpoints") }
+        #expect(!hashes[0].isEmpty && hashes[0] == hashes[1], "bf16 runs with one seed differ:\n\(hashes[0])\n\(hashes[1])")
+        #expect(hashes[0] != hashes[2], "the bf16 run computed exactly what float32 did")
+        let native = train("bf16-native", "--precision bf16", env: "-u ONEDNN_MAX_CPU_ISA")
+        #expect(native.status == 0 && native.output.contains("precision: bf16"), "\(native.output)")
+        #expect(!native.output.contains("loss nan"), "\(native.output)")
+    }
+}
