@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["Common", "ImageCodecs", "TensorCore", "Communication"]),
 
         // Using trained networks: sampling a generator across ranks, feature detectors, the FID pipeline.
-        .target(name: "Evaluation", dependencies: ["Common", "Communication", "ImageCodecs", "SafeTensors", "TensorCore", "Models", "FeatureMetrics", "Datasets"]),
+        .target(name: "Evaluation", dependencies: ["Common", "LinearAlgebra", "Communication", "ImageCodecs", "SafeTensors", "TensorCore", "Models", "FeatureMetrics", "Datasets"]),
 
         // The concept explorer: a local web page and JSON API over a loaded ensemble.
         .target(name: "Explorer", dependencies: ["Common", "Communication", "Datasets", "Evaluation", "ImageCodecs", "Models", "TensorCore",
@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "TestSupport", "Common", "LinearAlgebra"]),
         .testTarget(name: "ModelTests", dependencies: ["Models", "FeatureMetrics", "NN", "TensorCore", "TestSupport", "Common"]),
         .testTarget(name: "DatasetTests", dependencies: ["Datasets", "ImageCodecs", "TensorCore", "Communication", "Common", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Evaluation", "Datasets", "Models", "NN", "TensorCore", "Communication", "Common", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Evaluation", "LinearAlgebra", "Datasets", "Models", "NN", "TensorCore", "Communication", "Common", "TestSupport"]),
         .testTarget(name: "IntegrationTests", dependencies: ["Common", "SafeTensors", "LinearAlgebra"]),
     ]
 )

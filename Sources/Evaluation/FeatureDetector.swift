@@ -1,9 +1,11 @@
 // Feature spaces for FID: the Inception-v3 detector (converted weights; stylegan2-ada's NVIDIA
 // preprocessing or pytorch-fid's), or a trained classifier f whose pooled features give a
 // domain FID on data without an ImageNet network (the demo, histology). Every figure says
-// which detector it came from (`label`).
+// which detector it came from (`label`). A detector is a measuring instrument: it computes in
+// float32 whatever `--precision` the models under test use, so figures stay comparable.
 import Common
 import Datasets
+import LinearAlgebra
 import Models
 import TensorCore
 
@@ -41,7 +43,9 @@ public final class InceptionDetector: FeatureDetector {
     }
 
     public func features(_ images: Tensor) -> Tensor {
-        noGrad { preprocessing == .nvidia ? model.features(images) : model.pytorchFIDFeatures(images / 255) }
+        BLAS.$precisionOverride.withValue(.float32) {
+            noGrad { preprocessing == .nvidia ? model.features(images) : model.pytorchFIDFeatures(images / 255) }
+        }
     }
 }
 
@@ -59,7 +63,9 @@ public final class ClassifierDetector: FeatureDetector {
     }
 
     public func features(_ images: Tensor) -> Tensor {
-        noGrad { model.logitsAndPooled(imagenetNormalized(images / 127.5 - 1)).pooled.flattened(from: 1) }
+        BLAS.$precisionOverride.withValue(.float32) {
+            noGrad { model.logitsAndPooled(imagenetNormalized(images / 127.5 - 1)).pooled.flattened(from: 1) }
+        }
     }
 }
 

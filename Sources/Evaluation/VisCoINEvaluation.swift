@@ -9,6 +9,7 @@ import Common
 import Communication
 import Datasets
 import FeatureMetrics
+import LinearAlgebra
 import Models
 import TensorCore
 
@@ -119,7 +120,9 @@ public enum VisCoINEvaluation {
                 sums[3] += metrics.fidelity * n
                 sums[4] += Double(l1Loss(f.rebuilt, x).item()) * n
                 sums[5] += Double(mseLoss(f.rebuilt, x).item()) * n
-                if let lpips { sums[6] += Double(lpips.distance(f.rebuilt, x).total.toArray().reduce(0, +)) }
+                if let lpips {  // a metric here, so float32 under any --precision (as the FID detector)
+                    sums[6] += BLAS.$precisionOverride.withValue(.float32) { Double(lpips.distance(f.rebuilt, x).total.toArray().reduce(0, +)) }
+                }
                 sums[7] += Double(crossEntropy(f.classes, labels: labels).item()) * n
                 sums[8] += Double(VisCoINLoss.conceptRegularization(f.phi).item()) * n
                 sums[9] += Double(VisCoINLoss.outputFidelity(original: f.classes, explainer: f.explainerClasses).item()) * n

@@ -106,6 +106,9 @@ public enum BLAS {
         }
         flopCounter.wrappingAdd(2 * UInt64(m) * UInt64(n) * UInt64(k), ordering: .relaxed)
         if precision == .bf16 {
+            // The OpenBLAS fallback takes int sizes, as the float32 path does (Int32 traps too).
+            let limit = Int(Int32.max)
+            precondition(m <= limit && n <= limit && k <= limit && lda <= limit && ldb <= limit && ldc <= limit, "bf16 gemm \(m)x\(n)x\(k): a size exceeds Int32")
             let status = vbf16_gemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
             precondition(status == 0, "bf16 gemm \(m)x\(n)x\(k): cannot allocate its operand buffers")
             return

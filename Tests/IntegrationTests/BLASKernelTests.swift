@@ -96,7 +96,8 @@ import Testing
 
 /// A training run under `--precision bf16`: it says so, is bitwise reproducible with the same
 /// seed, and computes differently from float32 (the products really take bf16 operands), with
-/// a finite loss. Under the test pin the products run on the OpenBLAS fallback; the native run
+/// a finite loss; its checkpoint and report record the precision, and a resume with another
+/// precision says that the result will differ. Under the test pin the products run on the OpenBLAS fallback; the native run
 /// (oneDNN's bf16 kernel, where the CPU has one) must train as well.
 @Suite(.serialized) struct BFloat16TrainingTests {
     static let dir = makeTestFolder("bf16")
@@ -123,5 +124,18 @@ import Testing
         let native = train("bf16-native", "--precision bf16", env: "-u ONEDNN_MAX_CPU_ISA")
         #expect(native.status == 0 && native.output.contains("precision: bf16"), "\(native.output)")
         #expect(!native.output.contains("loss nan"), "\(native.output)")
+        if BLAS.cpuFlags.contains("avx512_bf16") || BLAS.cpuFlags.contains("avx512bw") {
+            #expect(native.output.contains("oneDNN bf16 gemm"), "the native run did not use oneDNN's kernel: \(native.output)")
+        }
+        // The checkpoint and the report record the precision; resuming with another one says so.
+        let inspected = runShell(".build/release/viscoin inspect \(Self.dir)/bf16-a/checkpoints")
+        #expect(inspected.status == 0 && inspected.output.contains("bf16"), "\(inspected.output)")
+        let report = (try? String(contentsOfFile: "\(Self.dir)/bf16-a/report.json", encoding: .utf8)) ?? ""
+        #expect(report.contains("\"precision\": \"bf16\""), "\(report)")
+        let resumed = runShell(".build/release/viscoin train-classifier --data \(Self.dir)/demo --run \(Self.dir)/bf16-a --arch tiny --epochs 2 --batch-size 9 --eval-batch-size 9 --seed 5 --resume latest", timeout: 300)
+        #expect(resumed.status == 0, "\(resumed.output)")
+        #expect(resumed.output.contains("the checkpoint was computed with --precision bf16, this run continues with --precision float32"), "\(resumed.output)")
+        let same = runShell(".build/release/viscoin train-classifier --data \(Self.dir)/demo --run \(Self.dir)/bf16-b --arch tiny --epochs 2 --batch-size 9 --eval-batch-size 9 --seed 5 --resume latest --precision bf16", timeout: 300)
+        #expect(same.status == 0 && !same.output.contains("resume: note"), "\(same.output)")
     }
 }

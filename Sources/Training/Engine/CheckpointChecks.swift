@@ -3,6 +3,7 @@
 // per-rank state per rank. A tampered or damaged manifest is named, field by field, before any
 // tensor is restored.
 import Common
+import LinearAlgebra
 
 /// A job's checkpoint state that can say what is wrong with it.
 public protocol CheckedState: Codable {
@@ -25,6 +26,9 @@ public enum CheckpointChecks {
         if engine.step != loaded.step { problems.append("state.engine.step: \(engine.step), but the checkpoint is of step \(loaded.step)") }
         if engine.skippedSteps < 0 || engine.skippedSteps > max(loaded.step, 0) {
             problems.append("state.engine.skipped_steps: \(engine.skippedSteps) is not within 0...\(loaded.step)")
+        }
+        if let precision = engine.precision, Precision(rawValue: precision) == nil {
+            problems.append("state.engine.precision: '\(precision)' is not float32 or bf16")
         }
         if loaded.rankStates.count != loaded.worldSize {
             problems.append("ranks: \(loaded.rankStates.count) rank states for a world of \(loaded.worldSize)")

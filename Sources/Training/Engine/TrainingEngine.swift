@@ -148,6 +148,9 @@ public struct TrainingOutcome {
 struct EngineState: Codable {
     var step: Int
     var skippedSteps: Int
+    /// The arithmetic of the products (`--precision`); absent in checkpoints written before it
+    /// existed, which were float32.
+    var precision: String?
 }
 
 public final class TrainingEngine<Job: TrainingJob> {
@@ -300,7 +303,7 @@ public final class TrainingEngine<Job: TrainingJob> {
         let parts = CheckpointParts(modules: job.checkpointModules, optimizers: job.checkpointOptimizers)
         try DataParallel.checkConsistency(parts.moduleTensors, communicator: communicator)
         let state: JSONValue = .object([
-            ("engine", try JSONValueEncoder().encode(EngineState(step: run.step, skippedSteps: run.skippedSteps))),
+            ("engine", try JSONValueEncoder().encode(EngineState(step: run.step, skippedSteps: run.skippedSteps, precision: BLAS.precision.rawValue))),
             ("job", try JSONValueEncoder().encode(job.state)),
             ("optimizers", parts.optimizerScalars),
         ])
@@ -327,6 +330,10 @@ public final class TrainingEngine<Job: TrainingJob> {
         run.startStep = engine.step
         run.skippedSteps = engine.skippedSteps
         run.resumedFrom = loaded
+        let savedPrecision = engine.precision ?? Precision.float32.rawValue
+        if savedPrecision != BLAS.precision.rawValue {
+            run.say("resume: note: the checkpoint was computed with --precision \(savedPrecision), this run continues with --precision \(BLAS.precision.rawValue): the result will not be the one an uninterrupted run gives")
+        }
         if loaded.worldSize != communicator.size {
             run.say("resume: checkpoint written by \(loaded.worldSize) rank(s), continuing on \(communicator.size) (same global batch; the state is replicated)")
         }
@@ -348,10 +355,10 @@ public final class TrainingEngine<Job: TrainingJob> {
         let trainedImages = Double((run.step - run.startStep) * job.imagesPerStep)
         let summary: [(String, JSONValue)] = [
             ("job", .string(Job.Configuration.jobName)), ("config", job.config.json), ("world_size", JSONValue(run.worldSize)),
-            ("steps", JSONValue(run.step)), ("training_seconds", .double(seconds)),
+            ("precision", .string(BLAS.precision.rawValue)), ("steps", JSONValue(run.step)), ("training_seconds", .double(seconds)),
             ("images_per_s", .double(trainedImages / max(seconds, 1e-9))), ("skipped_steps", JSONValue(run.skippedSteps)),
         ]
-        let rows: [(String, String)] = [("ranks", "\(run.worldSize)"), ("steps", "\(run.step)"), ("training time", Console.duration(seconds)),
+        let rows: [(String, String)] = [("ranks", "\(run.worldSize)"), ("precision of the products", BLAS.precision.rawValue), ("steps", "\(run.step)"), ("training time", Console.duration(seconds)),
                                         ("skipped steps (non-finite gradients)", "\(run.skippedSteps)")]
         return try ReportWriter.write(content, folder: run.folder, summary: summary, keyFigures: rows)
     }
