@@ -21,50 +21,47 @@ static double now(void) {
 #define KEEP __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), \
                               "+v"(a6), "+v"(a7), "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11))
 
-// Each function returns GFLOP/s (a multiply-add counts 2) and a value that keeps the chains live.
+// Declares the accumulators a0...a11 of `type`, all `initial`, applies `update` (a macro of one
+// accumulator) to each for `iterations` rounds and leaves the time taken in `seconds`.
+#define TIMED_CHAINS(type, initial, update, seconds)                                                  \
+    type a0 = (initial), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, \
+         a10 = a0, a11 = a0;                                                                          \
+    double seconds = now();                                                                           \
+    for (long i = 0; i < iterations; i++) {                                                           \
+        TWELVE(update)                                                                                \
+        KEEP;                                                                                         \
+    }                                                                                                 \
+    seconds = now() - seconds;
+
+// GFLOP/s of `flops` per instruction (a multiply-add counts 2) over every chain and round.
+static double gflops(int flops, double seconds) { return (double)iterations * chains * flops / seconds / 1e9; }
+
+// Each function returns GFLOP/s and adds to `sink` a value that keeps the chains live.
 __attribute__((target("avx512f"))) static double float32FMA(float *sink) {
     __m512 x = _mm512_set1_ps(1.0f);
-    __m512 a0 = _mm512_set1_ps(1e-9f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-    double t = now();
-    for (long i = 0; i < iterations; i++) {
-#define STEP(a) a = _mm512_fmadd_ps(x, x, a);
-        TWELVE(STEP)
-#undef STEP
-        KEEP;
-    }
-    t = now() - t;
+#define UPDATE(a) a = _mm512_fmadd_ps(x, x, a);
+    TIMED_CHAINS(__m512, _mm512_set1_ps(1e-9f), UPDATE, seconds)
+#undef UPDATE
     *sink += _mm512_reduce_add_ps(_mm512_add_ps(a0, a11));
-    return (double)iterations * chains * 16 * 2 / t / 1e9;
+    return gflops(16 * 2, seconds);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) static double bf16DotProduct(float *sink) {
     __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80); // 1.0 in bf16
-    __m512 a0 = _mm512_set1_ps(1e-9f), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-    double t = now();
-    for (long i = 0; i < iterations; i++) {
-#define STEP(a) a = _mm512_dpbf16_ps(a, x, x);
-        TWELVE(STEP)
-#undef STEP
-        KEEP;
-    }
-    t = now() - t;
+#define UPDATE(a) a = _mm512_dpbf16_ps(a, x, x);
+    TIMED_CHAINS(__m512, _mm512_set1_ps(1e-9f), UPDATE, seconds)
+#undef UPDATE
     *sink += _mm512_reduce_add_ps(_mm512_add_ps(a0, a11));
-    return (double)iterations * chains * 32 * 2 / t / 1e9; // 16 lanes x 2 products each
+    return gflops(32 * 2, seconds); // 16 lanes x 2 products each
 }
 
 __attribute__((target("avx512f,avx512fp16"))) static double float16FMA(float *sink) {
     __m512h x = _mm512_set1_ph(0);
-    __m512h a0 = _mm512_set1_ph(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0, a10 = a0, a11 = a0;
-    double t = now();
-    for (long i = 0; i < iterations; i++) {
-#define STEP(a) a = _mm512_fmadd_ph(x, x, a);
-        TWELVE(STEP)
-#undef STEP
-        KEEP;
-    }
-    t = now() - t;
+#define UPDATE(a) a = _mm512_fmadd_ph(x, x, a);
+    TIMED_CHAINS(__m512h, _mm512_set1_ph(0), UPDATE, seconds)
+#undef UPDATE
     *sink += (float)_mm512_reduce_add_ph(_mm512_add_ph(a0, a11));
-    return (double)iterations * chains * 32 * 2 / t / 1e9;
+    return gflops(32 * 2, seconds);
 }
 
 int main(void) {

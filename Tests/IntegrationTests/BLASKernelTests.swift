@@ -97,13 +97,14 @@ import Testing
 /// A training run under `--precision bf16`: it says so, is bitwise reproducible with the same
 /// seed, and computes differently from float32 (the products really take bf16 operands), with
 /// a finite loss; its checkpoint and report record the precision, and a resume with another
-/// precision says that the result will differ. Under the test pin the products run on the OpenBLAS fallback; the native run
-/// (oneDNN's bf16 kernel, where the CPU has one) must train as well.
+/// precision says that the result will differ. Under the test pin the products run on the
+/// OpenBLAS fallback; the native run (oneDNN's bf16 kernel, where the CPU has one) must train
+/// as well.
 @Suite(.serialized) struct BFloat16TrainingTests {
     static let dir = makeTestFolder("bf16")
 
-    func train(_ run: String, _ flags: String, env: String = "") -> ProcessResult {
-        runShell("env \(env) .build/release/viscoin train-classifier --data \(Self.dir)/demo --run \(Self.dir)/\(run) --arch tiny --epochs 1 --batch-size 9 --eval-batch-size 9 --seed 5 \(flags)", timeout: 300)
+    func train(_ run: String, _ flags: String, epochs: Int = 1, env: String = "") -> ProcessResult {
+        runShell("env \(env) .build/release/viscoin train-classifier --data \(Self.dir)/demo --run \(Self.dir)/\(run) --arch tiny --epochs \(epochs) --batch-size 9 --eval-batch-size 9 --seed 5 \(flags)", timeout: 300)
     }
 
     @Test func bf16RunIsReproducibleAndDiffersFromFloat32() throws {
@@ -132,10 +133,10 @@ import Testing
         #expect(inspected.status == 0 && inspected.output.contains("bf16"), "\(inspected.output)")
         let report = (try? String(contentsOfFile: "\(Self.dir)/bf16-a/report.json", encoding: .utf8)) ?? ""
         #expect(report.contains("\"precision\": \"bf16\""), "\(report)")
-        let resumed = runShell(".build/release/viscoin train-classifier --data \(Self.dir)/demo --run \(Self.dir)/bf16-a --arch tiny --epochs 2 --batch-size 9 --eval-batch-size 9 --seed 5 --resume latest", timeout: 300)
+        let resumed = train("bf16-a", "--resume latest", epochs: 2)
         #expect(resumed.status == 0, "\(resumed.output)")
         #expect(resumed.output.contains("the checkpoint was computed with --precision bf16, this run continues with --precision float32"), "\(resumed.output)")
-        let same = runShell(".build/release/viscoin train-classifier --data \(Self.dir)/demo --run \(Self.dir)/bf16-b --arch tiny --epochs 2 --batch-size 9 --eval-batch-size 9 --seed 5 --resume latest --precision bf16", timeout: 300)
+        let same = train("bf16-b", "--resume latest --precision bf16", epochs: 2)
         #expect(same.status == 0 && !same.output.contains("resume: note"), "\(same.output)")
     }
 }
